@@ -1,0 +1,5 @@
+"""`python -m app` is `autopack`."""
+
+from app.cli import main
+
+main()

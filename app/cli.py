@@ -1,0 +1,342 @@
+"""`autopack`: serve, worker, migrate, receive, deliveries (DESIGN §6)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from app import logs
+from app.settings import Mode, Settings, SettingsError
+
+T = TypeVar("T")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"autopack: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings.load(**overrides)
+    except SettingsError as exc:
+        _fail(str(exc))
+    logs.configure(settings.log_level, settings.log_format, settings.secret_values())
+    return settings
+
+
+def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await coro_factory()
+
+    try:
+        return asyncio.run(main())
+    except SettingsError as exc:
+        _fail(str(exc))
+
+
+def _open_inbox(settings: Settings) -> Any:
+    from app.inbox.db import DatabaseUnavailable
+    from app.inbox.store import Inbox
+
+    try:
+        return Inbox.open(settings.database_url)
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Autopack: a self-hostable GitHub App that triages feedback, proposes verified
+    improvement PRs, keeps dependencies patched and audits risky pushes.
+
+    Settings come from the environment and a .env file (see the README).
+    """
+
+
+def _serve(receive_webhooks: bool) -> None:
+    import uvicorn
+
+    from app.inbox.db import DatabaseUnavailable
+    from app.inbox.store import SchemaOutOfDate
+    from app.service import Service
+    from app.web.app import create_app
+
+    settings = _settings()
+    try:
+        service = Service(settings)
+    except SettingsError as exc:
+        _fail(str(exc))
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+    app = create_app(service, receive_webhooks=receive_webhooks)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.autopack_shutdown_grace_seconds) + 5,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SchemaOutOfDate as exc:
+        _fail(str(exc))
+    if not server.started:
+        sys.exit(3)
+
+
+@main.command()
+def serve() -> None:
+    """Run the webhook receiver and the workers in one process (on HOST:PORT).
+
+    With no GitHub App settings at all it starts in setup mode: / explains what is missing and
+    the webhook route answers 503.
+    """
+    _serve(receive_webhooks=True)
+
+
+@main.command()
+def worker() -> None:
+    """Run workers only (several may share one PostgreSQL). Serves /healthz, /readyz and /metrics
+    on HOST:PORT, no webhook route."""
+    _serve(receive_webhooks=False)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database schema migrations (SQLite also migrates on start)."""
+    settings = _settings()
+    inbox = _open_inbox(settings)
+    try:
+        applied = _run(inbox.migrate)
+    finally:
+        inbox.close()
+    click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+@main.command()
+@click.option(
+    "-e",
+    "--event",
+    "event",
+    required=True,
+    help="Event name, e.g. issues or issue_comment (issues.opened also works).",
+)
+@click.option(
+    "-p",
+    "--payload",
+    "payload_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON file with the webhook payload.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Send GitHub reads but print every write instead of sending it."
+)
+def receive(event: str, payload_path: Path, dry_run: bool) -> None:
+    """Run one event through its flows here, with the configured App credentials.
+
+    Nothing is written to the configured database: the delivery goes through a private in-memory
+    inbox, so a replay never disturbs the running service.
+    """
+    from app.flows.dispatch import Dispatcher
+    from app.flows.registry import default_registry
+    from app.github.client import GitHubApp
+    from app.inbox.models import NewDelivery
+    from app.inbox.store import Inbox
+    from app.policy.subjects import installation_id, repository_name, subject_key
+
+    settings = _settings()
+    try:
+        mode = settings.mode()
+    except SettingsError as exc:
+        _fail(str(exc))
+    if mode is Mode.SETUP or settings.app_id is None:
+        _fail("APP_ID: missing; `receive` runs flows with the App's credentials")
+    try:
+        payload = json.loads(payload_path.read_bytes())
+    except ValueError as exc:
+        _fail(f"{payload_path}: not valid JSON ({exc})")
+    if not isinstance(payload, dict):
+        _fail(f"{payload_path}: not a JSON object")
+    name, _, wanted = event.partition(".")
+    found = payload.get("action")
+    if wanted and found not in (None, wanted):
+        _fail(f"the payload's action is {found!r}, not {wanted!r}")
+    action: str | None = found if isinstance(found, str) else (wanted or None)
+    registry = default_registry()
+    flows = registry.flows_for(name, action, payload)
+    if not flows:
+        click.echo(f"no flow handles {name}{'.' + action if action else ''}: it would be ignored")
+        return
+    key = settings.private_key_pem()
+    assert key is not None
+    github = GitHubApp(
+        settings.app_id,
+        key,
+        base_url=settings.github_api_url,
+        timeout=settings.autopack_github_timeout_seconds,
+        dry_run_printer=click.echo if dry_run else None,
+    )
+
+    body = payload_path.read_bytes()
+
+    async def go() -> int:
+        inbox = Inbox.open("sqlite:///:memory:")
+        try:
+            await inbox.migrate()
+            delivery_id = f"local-{uuid.uuid4()}"
+            await inbox.record_delivery(
+                NewDelivery(
+                    delivery_id,
+                    name,
+                    action,
+                    installation_id(payload),
+                    repository_name(payload),
+                    subject_key(name, payload, delivery_id),
+                    {},
+                    body,
+                    time.time(),
+                ),
+                flows,
+                max_attempts=1,
+            )
+            dispatcher = Dispatcher(registry, inbox, github, settings)
+            failures = 0
+            while (job := await inbox.claim("receive", 3600)) is not None:
+                click.echo(f"running flow {job.flow} on {job.subject}")
+                try:
+                    await dispatcher(job)
+                except Exception as exc:
+                    failures += 1
+                    click.echo(f"flow {job.flow} failed: {logs.redactor.text(str(exc))}", err=True)
+                    await inbox.fail(job, str(exc), retry_in=None)
+                else:
+                    await inbox.complete(job)
+                    click.echo(f"flow {job.flow} done")
+            return failures
+        finally:
+            inbox.close()
+
+    sys.exit(1 if _run(go) else 0)
+
+
+@main.group()
+def deliveries() -> None:
+    """Inspect and re-run recorded webhook deliveries."""
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@deliveries.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "done", "failed", "dead", "ignored"]),
+    help="Only deliveries in this state.",
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_deliveries(status: str | None, limit: int, as_json: bool) -> None:
+    """Most recent deliveries first, with the state of their jobs."""
+    settings = _settings()
+    inbox = _open_inbox(settings)
+    try:
+        _run(inbox.prepare)
+        rows = _run(lambda: inbox.list_deliveries(state=status, limit=limit))
+    finally:
+        inbox.close()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    click.echo(f"{'received (UTC)':19}  {'state':8}  {'event':28}  {'subject':40}  delivery")
+    for row in rows:
+        event = row["event"] + (f".{row['action']}" if row["action"] else "")
+        click.echo(
+            f"{_when(row['received_at']):19}  {row['state']:8}  {event[:28]:28}  "
+            f"{(row['subject'] or '-')[:40]:40}  {row['id']}"
+        )
+
+
+@deliveries.command("show")
+@click.argument("delivery_id")
+@click.option("--payload", "show_payload", is_flag=True, help="Print the stored payload too.")
+def show_delivery(delivery_id: str, show_payload: bool) -> None:
+    """One delivery: headers, jobs with attempts and errors, and optionally its payload."""
+    settings = _settings()
+    inbox = _open_inbox(settings)
+    try:
+        _run(inbox.prepare)
+        delivery = _run(lambda: inbox.get_delivery(delivery_id))
+        jobs = _run(lambda: inbox.jobs_for_delivery(delivery_id))
+    finally:
+        inbox.close()
+    if delivery is None:
+        _fail(f"no delivery {delivery_id}", code=1)
+    click.echo(f"delivery   {delivery.id}")
+    click.echo(f"event      {delivery.event}{'.' + delivery.action if delivery.action else ''}")
+    click.echo(f"received   {_when(delivery.received_at)} UTC")
+    click.echo(f"repository {delivery.repository or '-'}  installation {delivery.installation_id}")
+    click.echo(f"subject    {delivery.subject}")
+    click.echo(f"status     {delivery.status}")
+    if delivery.pruned_at:
+        click.echo(f"payload    pruned at {_when(delivery.pruned_at)} UTC")
+    elif delivery.payload is not None:
+        click.echo(f"payload    {len(delivery.payload)} bytes")
+    for job in jobs:
+        click.echo(
+            f"job {job.id:<6} {job.flow:14} {job.status:8} attempts {job.attempts}/{job.max_attempts}"
+            f"  run_at {_when(job.run_at)}  finished {_when(job.finished_at)}"
+        )
+        if job.last_error:
+            click.echo(f"           last error: {job.last_error}")
+    if show_payload and delivery.payload is not None:
+        click.echo(json.dumps(json.loads(delivery.payload), indent=2))
+
+
+@deliveries.command("retry")
+@click.argument("delivery_id")
+def retry_delivery(delivery_id: str) -> None:
+    """Run a delivery's flows again (finished jobs are re-queued with fresh attempts)."""
+    from app.flows.registry import default_registry
+
+    settings = _settings()
+    inbox = _open_inbox(settings)
+    try:
+        _run(inbox.prepare)
+        delivery = _run(lambda: inbox.get_delivery(delivery_id))
+        if delivery is None:
+            _fail(f"no delivery {delivery_id}", code=1)
+        payload = json.loads(delivery.payload) if delivery.payload else {}
+        flows = default_registry().flows_for(delivery.event, delivery.action, payload)
+        try:
+            ids = _run(
+                lambda: inbox.retry_delivery(delivery_id, flows, max_attempts=settings.autopack_max_attempts)
+            )
+        except ValueError as exc:
+            _fail(str(exc), code=1)
+    finally:
+        inbox.close()
+    if ids:
+        click.echo(f"re-queued job(s) {', '.join(map(str, ids))}; a running worker will pick them up")
+    else:
+        click.echo("nothing to retry: its jobs are still queued or running, or no flow handles it")

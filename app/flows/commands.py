@@ -1,0 +1,196 @@
+"""`issue_comment.created` → `/autopack <command>`: permission-checked slash commands (DESIGN §5.5).
+
+Only `created` comments are read (an edit cannot smuggle in a command later), never a bot's (the
+App's own included). Each command declares the least permission it needs; the commenter's role is
+asked from GitHub at the moment of the command. The comment gets 👀 on receipt, then 👍 when every
+command ran or 👎 when one was refused or unknown; refusals and answers go into one reply comment per
+command comment, edited in place if the job runs again.
+
+Later issues add their commands with `@command(...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.flows.context import FlowContext
+from app.flows.registry import Flow
+from app.github.repo import RepoClient
+from app.logs import redactor
+from app.metrics import SCREENED
+from app.policy.commands import (
+    Decision,
+    ParsedCommand,
+    Permission,
+    authorise,
+    is_bot,
+    parse_commands,
+)
+
+
+@dataclass
+class CommandContext:
+    flow: FlowContext
+    repo: RepoClient
+    number: int
+    comment_id: int
+    sender: str
+    command: ParsedCommand
+
+    @property
+    def subject(self) -> str:
+        return f"{self.repo.full_name}#{self.number}"
+
+
+CommandHandler = Callable[[CommandContext], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    permission: Permission
+    summary: str
+    usage: str
+    handler: CommandHandler
+    author_allowed: bool = False  # the issue's author may run it without the permission
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str,
+    permission: Permission,
+    summary: str,
+    usage: str = "",
+    *,
+    author_allowed: bool = False,
+) -> Callable[[CommandHandler], CommandHandler]:
+    """Register a command handler; it returns the Markdown to reply (empty: no reply)."""
+
+    def register(handler: CommandHandler) -> CommandHandler:
+        COMMANDS[name] = Command(
+            name, permission, summary, usage or f"/autopack {name}", handler, author_allowed
+        )
+        return handler
+
+    return register
+
+
+def help_text() -> str:
+    rows = [
+        f"| `{c.usage}` | {c.summary} | {c.permission.label}"
+        + (" (or the issue's author)" if c.author_allowed else "")
+        + " |"
+        for c in sorted(COMMANDS.values(), key=lambda c: c.name)
+    ]
+    return "\n".join(
+        [
+            "**Autopack commands**",
+            "",
+            "| command | what it does | who may run it |",
+            "|---|---|---|",
+            *rows,
+        ]
+    )
+
+
+@command("help", Permission.READ, "List the commands Autopack understands.")
+async def _help(_ctx: CommandContext) -> str:
+    return help_text()
+
+
+@command(
+    "retry",
+    Permission.WRITE,
+    "Run the latest failed or dead Autopack job of this issue or pull request again.",
+)
+async def _retry(ctx: CommandContext) -> str:
+    job = await ctx.flow.inbox.latest_unsuccessful_job(ctx.subject, exclude=ctx.flow.job.id)
+    if job is None:
+        return "Nothing to retry: no failed or dead Autopack job on this thread."
+    await ctx.flow.inbox.requeue(job.id)
+    error = redactor.text((job.last_error or "").splitlines()[0] if job.last_error else "")[:300]
+    return (
+        f"Re-queued the `{job.flow}` job (it had ended **{job.status}** after {job.attempts} "
+        f"attempt{'s' if job.attempts != 1 else ''}" + (f": `{error}`" if error else "") + ")."
+    )
+
+
+# ---- the flow ----------------------------------------------------------------------------------
+
+
+def accepts(payload: dict[str, Any]) -> bool:
+    """Cheap receiver-side filter: a created comment by a human that has a command line."""
+    comment = payload.get("comment") or {}
+    user = comment.get("user") or {}
+    if is_bot(user.get("login"), user.get("type")):
+        return False
+    return bool(parse_commands(comment.get("body")))
+
+
+async def handle(ctx: FlowContext) -> None:
+    payload = ctx.payload
+    comment = payload["comment"]
+    author = comment.get("user") or {}
+    sender = payload.get("sender") or author
+    if is_bot(author.get("login"), author.get("type")) or is_bot(sender.get("login"), sender.get("type")):
+        ctx.log.info("command ignored: comment by a bot", login=author.get("login"))
+        return
+    parsed = parse_commands(comment.get("body"))
+    if not parsed:
+        return
+    repo = await ctx.repo()
+    if author.get("login") == repo.bot_login:
+        return
+    login = str(author["login"])
+    number = int(payload["issue"]["number"])
+    issue_author = ((payload["issue"].get("user")) or {}).get("login")
+    comment_id = int(comment["id"])
+    await repo.react_to_comment(comment_id, "eyes")
+
+    permission: Permission | None = None
+    replies: list[str] = []
+    all_ran = True
+    for item in parsed:
+        spec = COMMANDS.get(item.name)
+        if spec is None:
+            all_ran = False
+            SCREENED.labels("unknown", "unknown").inc()
+            replies.append(f"Unknown command `{item.name[:40]}`.\n\n{help_text()}")
+            continue
+        if permission is None:
+            permission = await repo.permission(login)
+        verdict = authorise(
+            spec.permission,
+            permission,
+            is_author=login == issue_author,
+            author_allowed=spec.author_allowed,
+        )
+        if verdict.decision is Decision.REFUSE:
+            all_ran = False
+            SCREENED.labels(spec.name, "refused").inc()
+            ctx.log.info("command refused", command=spec.name, user=login, reason=verdict.reason)
+            replies.append(
+                f"@{login} `/autopack {spec.name}` needs **{spec.permission.label}** permission on "
+                f"this repository; you have **{permission.label}**."
+            )
+            continue
+        reply = await spec.handler(CommandContext(ctx, repo, number, comment_id, login, item))
+        SCREENED.labels(spec.name, "ran").inc()
+        ctx.log.info("command ran", command=spec.name, user=login)
+        if reply:
+            replies.append(reply)
+    if replies:
+        await repo.upsert_comment(number, f"command:{comment_id}", "\n\n---\n\n".join(replies))
+    await repo.react_to_comment(comment_id, "+1" if all_ran else "-1")
+
+
+FLOW = Flow(
+    name="command",
+    triggers=frozenset({("issue_comment", "created")}),
+    handler=handle,
+    accepts=accepts,
+)

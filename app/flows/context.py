@@ -1,0 +1,37 @@
+"""What a flow receives: the parsed event, its raw payload, and the handles it may act through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from app.github.client import GitHubApp
+from app.github.repo import RepoClient
+from app.inbox.models import Job
+from app.inbox.store import Inbox
+from app.settings import Settings
+
+
+@dataclass
+class FlowContext:
+    job: Job
+    event_name: str
+    action: str | None
+    event: Any  # githubkit's webhook model for (event, action)
+    payload: dict[str, Any]
+    delivery_id: str | None
+    installation_id: int | None
+    repository: str | None
+    inbox: Inbox
+    github: GitHubApp | None
+    settings: Settings
+    log: structlog.stdlib.BoundLogger
+
+    async def repo(self) -> RepoClient:
+        """The repository client, with a token narrowed to this repository (DESIGN §5.9)."""
+        if self.github is None or self.installation_id is None or self.repository is None:
+            raise RuntimeError("this job has no installation or repository to act on")
+        client = self.github.installation(self.installation_id, self.repository)
+        return RepoClient(client, self.repository, await self.github.bot_login())

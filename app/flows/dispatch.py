@@ -1,0 +1,95 @@
+"""Job → flow: load the delivery, parse it with githubkit's models, run the flow.
+
+A payload that does not match GitHub's schema, a pruned payload or an unknown flow is a permanent
+failure (retrying cannot fix them); GitHub errors are classified (rate limit → reschedule, 404/422 →
+permanent, 5xx/timeouts → retry with backoff).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from githubkit import webhooks
+from githubkit.exception import GitHubException
+from pydantic import ValidationError
+
+from app.errors import PermanentError
+from app.flows.context import FlowContext
+from app.flows.registry import Registry
+from app.github.client import GitHubApp
+from app.github.errors import classify
+from app.inbox.models import Job
+from app.inbox.store import Inbox
+from app.logs import get_logger
+from app.settings import Settings
+
+log = get_logger("autopack.dispatch")
+
+
+class Dispatcher:
+    def __init__(
+        self, registry: Registry, inbox: Inbox, github: GitHubApp | None, settings: Settings
+    ) -> None:
+        self.registry = registry
+        self.inbox = inbox
+        self.github = github
+        self.settings = settings
+
+    async def __call__(self, job: Job) -> None:
+        flow = self.registry.get(job.flow)
+        if flow is None:
+            raise PermanentError(f"no flow named {job.flow!r} in this release")
+        event_name, action, payload, event = "schedule", None, dict(job.args), None
+        installation_id = job.args.get("installation_id")
+        repository = job.args.get("repository")
+        if job.delivery_id is not None:
+            delivery = await self.inbox.get_delivery(job.delivery_id)
+            if delivery is None or delivery.payload is None:
+                raise PermanentError(f"delivery {job.delivery_id} or its payload is gone")
+            event_name, action = delivery.event, delivery.action
+            installation_id, repository = delivery.installation_id, delivery.repository
+            payload = orjson.loads(delivery.payload)
+            event = parse_event(event_name, payload)
+        structlog.contextvars.bind_contextvars(
+            github_event=event_name, action=action, installation=installation_id, repository=repository
+        )
+        if flow.needs_repository and (installation_id is None or repository is None):
+            raise PermanentError(f"{event_name} delivery has no installation or repository")
+        ctx = FlowContext(
+            job=job,
+            event_name=event_name,
+            action=action,
+            event=event,
+            payload=payload,
+            delivery_id=job.delivery_id,
+            installation_id=installation_id,
+            repository=repository,
+            inbox=self.inbox,
+            github=self.github,
+            settings=self.settings,
+            log=log,
+        )
+        try:
+            await flow.handler(ctx)
+        except GitHubException as exc:
+            mapped = classify(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+
+def parse_event(event_name: str, payload: dict[str, Any]) -> Any:
+    """githubkit's typed model of the delivery, or a permanent error naming the first problem."""
+    try:
+        return webhooks.parse_obj(event_name, payload)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(p) for p in first["loc"])
+        raise PermanentError(
+            f"{event_name} payload does not match GitHub's schema ({exc.error_count()} errors; "
+            f"first at {where}: {first['msg']})"
+        ) from None
+    except (KeyError, ValueError) as exc:
+        raise PermanentError(f"cannot parse {event_name} payload: {exc}") from None

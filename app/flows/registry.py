@@ -1,0 +1,61 @@
+"""Which flow handles which webhook: (event, action) → flows.
+
+This is the map a reader follows from the receiver to a behaviour. A flow may add `accepts`, a
+cheap pure check on the payload (no I/O), so the receiver can answer `ignored` for deliveries the
+flow would do nothing with — for example comments that contain no `/autopack` command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.flows.context import FlowContext
+
+Handler = Callable[["FlowContext"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    triggers: frozenset[tuple[str, str | None]]  # action None: every action of the event
+    handler: Handler
+    accepts: Callable[[dict[str, Any]], bool] | None = None
+    needs_repository: bool = True  # runs with an installation client narrowed to the repo
+
+
+@dataclass
+class Registry:
+    flows: dict[str, Flow] = field(default_factory=dict)
+
+    def register(self, flow: Flow) -> Flow:
+        if flow.name in self.flows:
+            raise ValueError(f"flow {flow.name!r} registered twice")
+        self.flows[flow.name] = flow
+        return flow
+
+    def get(self, name: str) -> Flow | None:
+        return self.flows.get(name)
+
+    def flows_for(self, event: str, action: str | None, payload: dict[str, Any]) -> list[str]:
+        names = []
+        for flow in self.flows.values():
+            triggered = (event, action) in flow.triggers or (event, None) in flow.triggers
+            if triggered and (flow.accepts is None or flow.accepts(payload)):
+                names.append(flow.name)
+        return names
+
+    def events(self) -> set[str]:
+        return {event for flow in self.flows.values() for event, _ in flow.triggers}
+
+
+def default_registry() -> Registry:
+    """Every flow Autopack has. Importing here keeps `app.flows.registry` free of cycles."""
+    from app.flows import commands, installations
+
+    registry = Registry()
+    registry.register(installations.FLOW)
+    registry.register(commands.FLOW)
+    return registry

@@ -1,0 +1,126 @@
+"""githubkit clients: the App itself and installation clients narrowed to one repository.
+
+- Explicit timeouts (githubkit's default is none) and no built-in retry: githubkit would sleep until
+  a rate limit resets, holding a worker slot; the worker turns the exception into a rescheduled job
+  instead (`app.github.errors`).
+- Installation tokens are cached by githubkit's cache strategy, keyed by installation and
+  repository, so each job's token can only touch the repository it acts on (DESIGN §5.9).
+- Every response is counted (`autopack_github_requests_total`) and its rate-limit headers recorded.
+- In dry-run mode (`autopack receive --dry-run`) reads go to GitHub and writes are printed instead
+  of sent, at the transport, so no flow can write by going around a helper.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from githubkit import AppAuthStrategy, GitHub
+from githubkit.cache import BaseCacheStrategy, MemCacheStrategy
+
+from app import metrics
+from app.logs import get_logger
+
+log = get_logger("autopack.github")
+
+USER_AGENT = "autopack"
+
+
+async def _record_response(response: httpx.Response) -> None:
+    metrics.GITHUB_REQUESTS.labels(response.request.method, str(response.status_code)).inc()
+    remaining = response.headers.get("x-ratelimit-remaining")
+    if remaining is not None and remaining.isdigit():
+        resource = response.headers.get("x-ratelimit-resource", "core")
+        metrics.GITHUB_RATE_REMAINING.labels(resource).set(int(remaining))
+
+
+def _is_read(request: httpx.Request) -> bool:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return True
+    path = request.url.path
+    if request.method == "POST" and path.endswith("/access_tokens") and "/app/installations/" in path:
+        return True  # getting a token is needed to read
+    if request.method == "POST" and path.endswith("/graphql"):
+        try:
+            query = str(json.loads(request.content or b"{}").get("query", ""))
+        except ValueError:
+            return False
+        return not query.lstrip().startswith("mutation")
+    return False
+
+
+class DryRunTransport(httpx.AsyncBaseTransport):
+    """Sends reads; prints writes and answers them with an empty success."""
+
+    def __init__(self, printer: Callable[[str], None], inner: httpx.AsyncBaseTransport | None = None):
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._print = printer
+        self.writes: list[tuple[str, str, Any]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if _is_read(request):
+            return await self._inner.handle_async_request(request)
+        body: Any = None
+        if request.content:
+            try:
+                body = json.loads(request.content)
+            except ValueError:
+                body = f"<{len(request.content)} bytes>"
+        self.writes.append((request.method, request.url.path, body))
+        self._print(
+            f"DRY-RUN would send: {request.method} {request.url.path}"
+            + (f"\n{json.dumps(body, indent=2)}" if body is not None else "")
+        )
+        return httpx.Response(200, json={"dry_run": True}, request=request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class GitHubApp:
+    """The App's own identity; hands out installation clients. Keep one per process."""
+
+    def __init__(
+        self,
+        app_id: int,
+        private_key: str,
+        *,
+        base_url: str = "https://api.github.com",
+        timeout: float = 30.0,
+        cache_strategy: BaseCacheStrategy | None = None,
+        dry_run_printer: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app_id = app_id
+        self._auth = AppAuthStrategy(app_id, private_key)
+        self.dry_run = dry_run_printer is not None
+        self.transport = DryRunTransport(dry_run_printer) if dry_run_printer else None
+        self._config: dict[str, Any] = {
+            "base_url": base_url.rstrip("/") + "/",
+            "timeout": httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            "user_agent": USER_AGENT,
+            "auto_retry": False,
+            "http_cache": False,
+            "cache_strategy": cache_strategy or MemCacheStrategy(),
+            "async_event_hooks": {"response": [_record_response]},
+            "async_transport": self.transport,
+        }
+        # A strong reference: githubkit clients must outlive the requests made through them.
+        self.client: GitHub[Any] = GitHub(self._auth, **self._config)
+        self._bot_login: str | None = None
+
+    async def bot_login(self) -> str:
+        """`<slug>[bot]`: the login the App's comments and PRs carry (from `GET /app`)."""
+        if self._bot_login is None:
+            response = await self.client.arequest("GET", "/app")
+            self._bot_login = f"{response.json()['slug']}[bot]"
+        return self._bot_login
+
+    def installation(self, installation_id: int, repository: str | None = None) -> GitHub[Any]:
+        """A client whose token is limited to `repository` (`owner/name`) when one is given."""
+        if repository:
+            strategy = self._auth.as_installation(installation_id, repositories=[repository.split("/", 1)[1]])
+        else:
+            strategy = self._auth.as_installation(installation_id)
+        return GitHub(strategy, **self._config)

@@ -1,0 +1,135 @@
+"""The narrow interface flows act through on one repository.
+
+Every write a flow makes is idempotent here: comments are found by a hidden marker and edited,
+labels are ensured and added as sets, reactions are created once (GitHub answers 200 for an
+existing one). Responses are read as plain JSON so a dry run's stubbed writes parse too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+
+from app.policy.commands import Permission, permission_from_api
+
+MARKER_PREFIX = "autopack:"
+
+
+def marker(key: str) -> str:
+    """The hidden HTML comment that identifies one of the bot's comments."""
+    return f"<!-- {MARKER_PREFIX}{key} -->"
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    name: str
+    color: str  # six hex digits, no '#'
+    description: str
+
+
+@dataclass
+class RepoClient:
+    gh: GitHub[Any]
+    full_name: str
+    bot_login: str
+
+    @property
+    def owner(self) -> str:
+        return self.full_name.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.full_name.split("/", 1)[1]
+
+    # ---- permissions -----------------------------------------------------------------------
+
+    async def permission(self, username: str) -> Permission:
+        """The user's role on this repository, asked now (never cached: roles change)."""
+        try:
+            response = await self.gh.rest.repos.async_get_collaborator_permission_level(
+                self.owner, self.name, username
+            )
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                return Permission.NONE
+            raise
+        data = response.json()
+        user = data.get("user") or {}
+        return permission_from_api(data.get("role_name"), data.get("permission"), user.get("permissions"))
+
+    # ---- comments --------------------------------------------------------------------------
+
+    async def find_marked_comment(self, number: int, key: str) -> dict[str, Any] | None:
+        """The bot's own comment on an issue or PR that carries the marker `key`."""
+        tag = marker(key)
+        page = 1
+        while True:
+            response = await self.gh.rest.issues.async_list_comments(
+                self.owner, self.name, number, per_page=100, page=page
+            )
+            comments = response.json()
+            for comment in comments:
+                login = (comment.get("user") or {}).get("login")
+                if login == self.bot_login and tag in (comment.get("body") or ""):
+                    return dict(comment)
+            if len(comments) < 100:
+                return None
+            page += 1
+
+    async def upsert_comment(self, number: int, key: str, body: str) -> int:
+        """Create the comment marked `key`, or edit it in place; never a second one."""
+        text = f"{body.rstrip()}\n\n{marker(key)}"
+        existing = await self.find_marked_comment(number, key)
+        if existing is None:
+            created = await self.gh.rest.issues.async_create_comment(self.owner, self.name, number, body=text)
+            return int(created.json().get("id") or 0)
+        if existing.get("body") != text:
+            await self.gh.rest.issues.async_update_comment(
+                self.owner, self.name, int(existing["id"]), body=text
+            )
+        return int(existing["id"])
+
+    # ---- labels ----------------------------------------------------------------------------
+
+    async def ensure_labels(self, labels: list[LabelSpec]) -> None:
+        """Create any missing label with its colour and description (existing ones are kept)."""
+        for label in labels:
+            try:
+                await self.gh.rest.issues.async_get_label(self.owner, self.name, label.name)
+                continue
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:
+                    raise
+            try:
+                await self.gh.rest.issues.async_create_label(
+                    self.owner,
+                    self.name,
+                    name=label.name,
+                    color=label.color,
+                    description=label.description[:100],
+                )
+            except RequestFailed as exc:
+                if exc.response.status_code != 422:  # created meanwhile by someone else
+                    raise
+
+    async def add_labels(self, number: int, labels: list[LabelSpec]) -> None:
+        """Ensure the labels exist, then add them to the issue or PR (a set union)."""
+        if not labels:
+            return
+        await self.ensure_labels(labels)
+        await self.gh.rest.issues.async_add_labels(
+            self.owner, self.name, number, data={"labels": [label.name for label in labels]}
+        )
+
+    # ---- reactions -------------------------------------------------------------------------
+
+    async def react_to_comment(self, comment_id: int, content: str) -> None:
+        await self.gh.rest.reactions.async_create_for_issue_comment(
+            self.owner,
+            self.name,
+            comment_id,
+            content=content,
+        )

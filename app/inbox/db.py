@@ -1,0 +1,306 @@
+"""Two database backends behind one tiny interface: run a function inside a transaction.
+
+Inbox logic is written once as plain synchronous functions `op(tx) -> T` using `?` placeholders.
+Each backend runs them in a thread, so no transaction is ever held across an `await` on the
+network (DESIGN §3):
+
+- SQLite: one writer thread owns the connection and commits every operation waiting in its queue
+  in a single `BEGIN IMMEDIATE` transaction (group commit), each inside its own savepoint so one
+  failing operation does not undo the others. WAL and `synchronous=FULL`: a delivery answered 202
+  is on disk.
+- PostgreSQL: a psycopg connection pool used from a thread pool; one transaction per operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+Params = Sequence[Any]
+
+
+class IntegrityError(Exception):
+    """A constraint was violated (both backends raise this one type)."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or opened."""
+
+
+class Tx(Protocol):
+    """What an operation sees: execute SQL, read rows as dicts."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Params = ()) -> int: ...
+    def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]: ...
+    def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None: ...
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]: ...
+
+
+class Database(Protocol):
+    dialect: str
+
+    async def run(self, op: Callable[[Tx], T]) -> T: ...
+    def run_sync(self, op: Callable[[Tx], T]) -> T: ...
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# SQLite
+
+
+class _SqliteTx:
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._savepoints = 0
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        try:
+            return self._conn.execute(sql, params).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        try:
+            cur = self._conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+            raise
+        self._conn.execute(f"RELEASE {name}")
+
+
+_Request = tuple[Callable[[Any], Any], "Future[Any]"]
+
+
+class SqliteDatabase:
+    """One connection, one writer thread, group commit. Safe for several processes (WAL)."""
+
+    dialect = "sqlite"
+    MAX_BATCH = 512
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._ready: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._main, args=(busy_timeout_ms,), name="sqlite-writer", daemon=True
+        )
+        self._thread.start()
+        self._ready.result()
+
+    def _open(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        if self.path != ":memory:" and str(mode).lower() != "wal":
+            raise DatabaseUnavailable(f"SQLite database {self.path} refused WAL mode ({mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _main(self, busy_timeout_ms: int) -> None:
+        try:
+            conn = self._open(busy_timeout_ms)
+        except DatabaseUnavailable as exc:
+            self._ready.set_exception(exc)
+            return
+        self._ready.set_result(None)
+        tx = _SqliteTx(conn)
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit_batch(conn, tx, batch)
+            if stop:
+                break
+        conn.close()
+
+    def _commit_batch(self, conn: sqlite3.Connection, tx: _SqliteTx, batch: list[_Request]) -> None:
+        results: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for _, fut in batch:
+                fut.set_exception(DatabaseUnavailable(f"SQLite: {exc}"))
+            return
+        for op, fut in batch:
+            try:
+                with tx.savepoint():
+                    results.append((fut, True, op(tx)))
+            except Exception as exc:
+                results.append((fut, False, exc))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for _, fut in batch:
+                fut.set_exception(DatabaseUnavailable(f"SQLite commit failed: {exc}"))
+            return
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def submit(self, op: Callable[[Tx], T]) -> Future[T]:
+        if not self._thread.is_alive():
+            raise DatabaseUnavailable("SQLite writer thread is not running")
+        fut: Future[T] = Future()
+        self._queue.put((op, fut))
+        return fut
+
+    async def run(self, op: Callable[[Tx], T]) -> T:
+        return await asyncio.wrap_future(self.submit(op))
+
+    def run_sync(self, op: Callable[[Tx], T]) -> T:
+        return self.submit(op).result()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+class _PgTx:
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        import psycopg
+
+        try:
+            cur = self._conn.execute(self._sql(sql), params)
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+        return int(cur.rowcount)
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        import psycopg
+
+        try:
+            cur = self._conn.execute(self._sql(sql), params)
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+        names = [d.name for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self._conn.transaction():
+            yield
+
+
+class PostgresDatabase:
+    """A psycopg connection pool driven from a small thread pool."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, max_connections: int = 10) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        try:
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=max_connections,
+                open=True,
+                timeout=15,
+                kwargs={"autocommit": False},
+            )
+            self._pool.wait(timeout=15)
+        except (psycopg.Error, Exception) as exc:
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {_safe(exc)}") from exc
+        self._executor = ThreadPoolExecutor(max_workers=max_connections, thread_name_prefix="pg")
+
+    def run_sync(self, op: Callable[[Tx], T]) -> T:
+        import psycopg
+
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return op(_PgTx(conn))
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"PostgreSQL: {_safe(exc)}") from exc
+
+    async def run(self, op: Callable[[Tx], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, op)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._pool.close()
+
+
+def _safe(exc: BaseException) -> str:
+    """Connection errors can echo the URL; keep only the first line, without credentials."""
+    import re
+
+    return re.sub(r"://[^@/\s]+@", "://***@", str(exc).splitlines()[0] if str(exc) else repr(exc))
+
+
+def connect(url: str) -> SqliteDatabase | PostgresDatabase:
+    """Open the database a DATABASE_URL names."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///") or ":memory:"
+        return SqliteDatabase(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url)
+    raise DatabaseUnavailable(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]}")

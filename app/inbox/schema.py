@@ -1,0 +1,134 @@
+"""Versioned schema migrations for both backends.
+
+Each migration is a list of statements per dialect. `migrate()` applies the missing ones in order
+inside one transaction and records them in `schema_migrations`. On PostgreSQL an advisory lock
+keeps replicas that start together from racing. SQLite migrates on start; PostgreSQL deployments
+run `autopack migrate` (the server refuses to start on an old schema and says so).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from app.inbox.db import Tx
+
+_JOBS_COMMON = """
+    flow TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    delivery_id TEXT REFERENCES deliveries(id),
+    args TEXT,
+    dedupe_key TEXT UNIQUE,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    reschedules INTEGER NOT NULL DEFAULT 0,
+    run_at DOUBLE PRECISION NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
+    lease_owner TEXT,
+    lease_token TEXT,
+    lease_expires_at DOUBLE PRECISION,
+    last_error TEXT,
+    UNIQUE (delivery_id, flow)
+"""
+
+_SHARED_V1 = [
+    """CREATE INDEX jobs_due ON jobs (run_at, id) WHERE status = 'queued'""",
+    # The database itself guarantees at most one running job per subject, on both backends.
+    """CREATE UNIQUE INDEX jobs_one_running_per_subject ON jobs (subject) WHERE status = 'running'""",
+    """CREATE INDEX jobs_subject_status ON jobs (subject, status)""",
+    """CREATE INDEX jobs_delivery ON jobs (delivery_id)""",
+    """CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'running'""",
+    """CREATE INDEX deliveries_received ON deliveries (received_at)""",
+    """CREATE TABLE installations (
+        id BIGINT PRIMARY KEY,
+        account_login TEXT NOT NULL,
+        account_type TEXT,
+        target_type TEXT,
+        suspended_at DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    )""",
+    """CREATE TABLE installation_repositories (
+        installation_id BIGINT NOT NULL REFERENCES installations(id) ON DELETE CASCADE,
+        repository_id BIGINT NOT NULL,
+        full_name TEXT NOT NULL,
+        PRIMARY KEY (installation_id, repository_id)
+    )""",
+]
+
+_DELIVERIES = """CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    action TEXT,
+    installation_id BIGINT,
+    repository TEXT,
+    subject TEXT,
+    status TEXT NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    headers TEXT,
+    payload {blob},
+    pruned_at DOUBLE PRECISION
+)"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sqlite: list[str]
+    postgresql: list[str]
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "deliveries, jobs, installations",
+        sqlite=[
+            _DELIVERIES.format(blob="BLOB"),
+            f"CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, {_JOBS_COMMON})",
+            *_SHARED_V1,
+        ],
+        postgresql=[
+            _DELIVERIES.format(blob="BYTEA"),
+            f"CREATE TABLE jobs (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {_JOBS_COMMON})",
+            *_SHARED_V1,
+        ],
+    ),
+]
+
+LATEST = MIGRATIONS[-1].version
+
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)"""
+
+
+def current_version(tx: Tx) -> int:
+    tx.execute(_MIGRATIONS_TABLE)
+    row = tx.fetchone("SELECT MAX(version) AS v FROM schema_migrations")
+    return int(row["v"]) if row and row["v"] is not None else 0
+
+
+def migrate(tx: Tx) -> list[int]:
+    """Apply every missing migration; returns the versions applied."""
+    if tx.dialect == "postgresql":
+        tx.execute("SELECT pg_advisory_xact_lock(727274)")  # 'autopack' replicas start together
+    version = current_version(tx)
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        statements = migration.sqlite if tx.dialect == "sqlite" else migration.postgresql
+        for statement in statements:
+            tx.execute(statement)
+        tx.execute(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.description, time.time()),
+        )
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,45 @@
+"""Prometheus metrics, defined once so every module counts into the same series.
+
+Queue depth and the age of the oldest queued job are read from the database at scrape time
+(see `app.web.app`), so they are right even when several processes share one PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERIES = Counter(
+    "autopack_deliveries_total",
+    "Webhook deliveries by event and outcome (queued, duplicate, ignored, rejected_*)",
+    ["event", "outcome"],
+)
+RECEIVER_LATENCY = Histogram(
+    "autopack_receiver_latency_seconds",
+    "Time from request start to response for webhook deliveries",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+JOBS = Counter("autopack_jobs_total", "Finished job attempts by flow and outcome", ["flow", "outcome"])
+JOB_DURATION = Histogram(
+    "autopack_job_duration_seconds",
+    "Duration of job attempts by flow",
+    ["flow"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+QUEUE_DEPTH = Gauge("autopack_queue_depth", "Jobs by status", ["status"])
+OLDEST_QUEUED_AGE = Gauge(
+    "autopack_oldest_queued_job_age_seconds", "Age of the oldest due queued job (0 when none)"
+)
+GITHUB_REQUESTS = Counter(
+    "autopack_github_requests_total",
+    "GitHub API requests by method and status",
+    ["method", "status"],
+)
+GITHUB_RATE_REMAINING = Gauge(
+    "autopack_github_rate_limit_remaining",
+    "x-ratelimit-remaining seen on the latest GitHub response, by resource",
+    ["resource"],
+)
+LEASES_RECLAIMED = Counter(
+    "autopack_leases_reclaimed_total", "Running jobs whose lease expired and were taken back"
+)
+SCREENED = Counter("autopack_commands_total", "Slash commands by command and outcome", ["command", "outcome"])

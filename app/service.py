@@ -1,0 +1,96 @@
+"""Assembles one process: settings → inbox, GitHub App client, flow registry, workers.
+
+`autopack serve` runs the receiver and the workers together; `autopack worker` the workers with
+only health and metrics routes; both share this assembly, and so do the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.flows.dispatch import Dispatcher
+from app.flows.registry import Registry, default_registry
+from app.github.client import GitHubApp
+from app.inbox.store import Inbox
+from app.inbox.worker import WorkerPool
+from app.logs import get_logger
+from app.settings import Mode, Settings
+
+log = get_logger("autopack.service")
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_workers: bool = True,
+        registry: Registry | None = None,
+        github: GitHubApp | None = None,
+        inbox: Inbox | None = None,
+        github_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.mode = settings.mode()
+        self.registry = registry or default_registry()
+        self.inbox: Inbox | None = None
+        self.github: GitHubApp | None = None
+        self.pool: WorkerPool | None = None
+        if self.mode is Mode.SETUP:
+            return
+        self.inbox = inbox or Inbox.open(settings.database_url)
+        if github is None and settings.app_id is not None:
+            key = settings.private_key_pem()
+            assert key is not None  # mode() checked it
+            github = GitHubApp(
+                settings.app_id,
+                key,
+                base_url=settings.github_api_url,
+                timeout=settings.autopack_github_timeout_seconds,
+                **(github_options or {}),
+            )
+        self.github = github
+        if run_workers and settings.autopack_workers > 0:
+            self.pool = WorkerPool(
+                self.inbox,
+                Dispatcher(self.registry, self.inbox, self.github, settings),
+                concurrency=settings.autopack_workers,
+                lease_seconds=settings.autopack_lease_seconds,
+                poll_seconds=settings.autopack_poll_seconds,
+                backoff_base=settings.autopack_backoff_base_seconds,
+                backoff_cap=settings.autopack_backoff_cap_seconds,
+                housekeeping=self.housekeeping,
+            )
+
+    async def start(self) -> None:
+        if self.mode is Mode.SETUP:
+            log.warning("setup mode: no GitHub App configured; webhooks are refused with 503")
+            return
+        if self.mode is Mode.INSECURE:
+            log.warning(
+                "INSECURE: AUTOPACK_INSECURE_NO_SIGNATURE is set and there is no WEBHOOK_SECRET; "
+                "webhook signatures are NOT verified. Use this only for local development."
+            )
+        assert self.inbox is not None
+        await self.inbox.prepare()
+        await self.housekeeping()
+        if self.pool is not None:
+            self.pool.start()
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop(self.settings.autopack_shutdown_grace_seconds)
+        if self.inbox is not None:
+            self.inbox.close()
+
+    def wake_workers(self) -> None:
+        if self.pool is not None:
+            self.pool.wake()
+
+    async def housekeeping(self) -> None:
+        """Drop payloads of finished deliveries past retention (their records stay)."""
+        if self.inbox is None:
+            return
+        pruned = await self.inbox.prune_payloads(self.settings.autopack_retention_days * 86400)
+        if pruned:
+            log.info("pruned delivery payloads", count=pruned)

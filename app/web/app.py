@@ -1,0 +1,81 @@
+"""The starlette application: webhook receiver, health, readiness, metrics and `/`.
+
+`create_app` only wires routes to a `Service` (see `app.service`), whose lifespan opens the
+database and starts the in-process workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from app import metrics
+from app.service import Service
+from app.settings import Mode
+from app.web.pages import setup_page, status_page
+from app.web.receiver import WebhookReceiver
+
+
+def create_app(service: Service, *, receive_webhooks: bool = True) -> Starlette:
+    settings = service.settings
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "mode": service.mode.value})
+
+    async def readyz(_request: Request) -> Response:
+        if service.mode is Mode.SETUP or service.inbox is None:
+            return JSONResponse({"status": "setup", "detail": "GitHub App not configured"}, 503)
+        try:
+            await service.inbox.ping()
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "detail": f"database: {exc}"[:300]}, 503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        if service.inbox is not None:
+            with contextlib.suppress(Exception):
+                stats = await service.inbox.stats()
+                for status, count in stats.by_status.items():
+                    metrics.QUEUE_DEPTH.labels(status).set(count)
+                metrics.OLDEST_QUEUED_AGE.set(stats.oldest_due_age)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def index(request: Request) -> Response:
+        if service.mode is Mode.SETUP:
+            return HTMLResponse(setup_page(settings, str(request.base_url)))
+        return HTMLResponse(status_page(settings.app_id, service.mode is Mode.INSECURE))
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+    ]
+    if receive_webhooks:
+        receiver = WebhookReceiver(
+            service.inbox,
+            service.registry,
+            secret=(
+                settings.webhook_secret.get_secret_value() if settings.webhook_secret is not None else None
+            ),
+            max_body_bytes=settings.autopack_max_body_bytes,
+            max_attempts=settings.autopack_max_attempts,
+            on_queued=service.wake_workers,
+        )
+        routes.append(Route(settings.webhook_path, receiver, methods=["POST"]))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,146 @@
+"""POST $WEBHOOK_PATH: verify, record, acknowledge — nothing else (DESIGN §3, §5.1, §6).
+
+Order matters: the size cap applies while the body streams in (413 without buffering an oversized
+body); the HMAC-SHA256 signature is checked over the raw bytes before anything is parsed (401);
+then the GitHub headers and JSON are checked (400). Only after the delivery and its jobs are
+committed to the inbox does the sender get 202. The receiver never calls GitHub or an LLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import metrics
+from app.flows.registry import Registry
+from app.inbox.db import DatabaseUnavailable
+from app.inbox.models import NewDelivery
+from app.inbox.store import Inbox
+from app.logs import get_logger
+from app.policy.subjects import installation_id, repository_name, subject_key
+
+log = get_logger("autopack.receiver")
+
+KEPT_HEADERS = ("user-agent", "content-type")
+
+
+def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
+    """GitHub's `X-Hub-Signature-256: sha256=<hex>`; the legacy SHA-1 header is never accepted."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header[len("sha256=") :].strip().lower())
+
+
+def _json(status: int, body: dict[str, object]) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        inbox: Inbox | None,
+        registry: Registry,
+        *,
+        secret: str | None,
+        max_body_bytes: int,
+        max_attempts: int,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
+        self.inbox = inbox
+        self.registry = registry
+        self.secret = secret.encode() if secret is not None else None
+        self.max_body_bytes = max_body_bytes
+        self.max_attempts = max_attempts
+        self.on_queued = on_queued
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        event = request.headers.get("x-github-event") or "-"
+        response = await self._handle(request, event)
+        metrics.RECEIVER_LATENCY.observe(time.perf_counter() - started)
+        return response
+
+    def _refuse(self, event: str, outcome: str, status: int, message: str) -> Response:
+        metrics.DELIVERIES.labels(event, outcome).inc()
+        return _json(status, {"error": message})
+
+    async def _handle(self, request: Request, event: str) -> Response:
+        if self.inbox is None:
+            return self._refuse(
+                event,
+                "rejected_setup",
+                503,
+                "Autopack is in setup mode and accepts no deliveries: open / to configure it",
+            )
+        try:
+            body = await _read_capped(request, self.max_body_bytes)
+        except _TooLarge:
+            return self._refuse(event, "rejected_size", 413, "payload too large")
+        if self.secret is not None and not signature_valid(
+            self.secret, body, request.headers.get("x-hub-signature-256")
+        ):
+            return self._refuse(event, "rejected_signature", 401, "bad or missing X-Hub-Signature-256")
+        delivery_id = request.headers.get("x-github-delivery")
+        if event == "-" or not delivery_id:
+            return self._refuse(
+                event, "rejected_headers", 400, "missing X-GitHub-Event or X-GitHub-Delivery header"
+            )
+        if event == "ping":
+            metrics.DELIVERIES.labels(event, "pong").inc()
+            return _json(200, {"delivery": delivery_id, "status": "pong"})
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return self._refuse(event, "rejected_json", 400, "body is not valid JSON")
+        if not isinstance(payload, dict):
+            return self._refuse(event, "rejected_json", 400, "body is not a JSON object")
+        action = payload.get("action") if isinstance(payload.get("action"), str) else None
+        flows = self.registry.flows_for(event, action, payload)
+        delivery = NewDelivery(
+            id=delivery_id[:200],
+            event=event,
+            action=action,
+            installation_id=installation_id(payload),
+            repository=repository_name(payload),
+            subject=subject_key(event, payload, delivery_id),
+            headers={
+                k: v for k, v in request.headers.items() if k.startswith("x-github-") or k in KEPT_HEADERS
+            },
+            payload=body,
+            received_at=time.time(),
+        )
+        try:
+            status = await self.inbox.record_delivery(delivery, flows, max_attempts=self.max_attempts)
+        except DatabaseUnavailable as exc:
+            log.error("delivery not recorded", delivery=delivery.id, github_event=event, error=str(exc))
+            # 503 tells GitHub (and the operator redelivering) that nothing was stored.
+            return self._refuse(event, "rejected_database", 503, "inbox unavailable, try again")
+        metrics.DELIVERIES.labels(event, status).inc()
+        if status == "queued" and self.on_queued is not None:
+            self.on_queued()
+        return _json(202, {"delivery": delivery.id, "status": status})
