@@ -89,6 +89,14 @@ def _redact_rendered_exception(
     return event
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of the record (it may be swapped)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure(level: str = "info", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
     """Set up structlog and route the standard library's logging through the same processors."""
     redactor.add(secrets)
@@ -118,7 +126,7 @@ def configure(level: str = "info", fmt: str = "json", secrets: Iterable[str] = (
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -68,7 +68,7 @@ def create_app(service: Service, *, receive_webhooks: bool = True) -> Starlette:
             max_attempts=settings.autopack_max_attempts,
             on_queued=service.wake_workers,
         )
-        routes.append(Route(settings.webhook_path, receiver, methods=["POST"]))
+        routes.append(Route(settings.webhook_path, receiver.handle, methods=["POST"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -78,7 +78,7 @@ class WebhookReceiver:
         self.max_attempts = max_attempts
         self.on_queued = on_queued
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         event = request.headers.get("x-github-event") or "-"
         response = await self._handle(request, event)

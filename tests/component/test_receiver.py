@@ -1,0 +1,227 @@
+"""The webhook receiver as DESIGN §6 fixes it: status codes, what is stored, what is not."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from app.service import Service
+from app.settings import Settings
+from app.web.app import create_app
+from tests.support import SECRET, comment_payload, headers, payload
+
+PATH = "/api/github/webhooks"
+
+
+@pytest.fixture
+def service(app_env: dict[str, str]) -> Service:
+    env = {k.lower(): v for k, v in app_env.items()}
+    return Service(Settings.load(**env, autopack_workers=0, autopack_max_body_bytes=64 * 1024))
+
+
+@pytest.fixture
+def client(service: Service) -> Iterator[TestClient]:
+    with TestClient(create_app(service)) as c:
+        yield c
+
+
+def stored(service: Service) -> list[dict[str, Any]]:
+    assert service.inbox is not None
+    return service.inbox.db.run_sync(lambda tx: tx.fetchall("SELECT * FROM deliveries"))
+
+
+def jobs(service: Service) -> list[dict[str, Any]]:
+    assert service.inbox is not None
+    return service.inbox.db.run_sync(lambda tx: tx.fetchall("SELECT * FROM jobs"))
+
+
+def post(client: TestClient, event: str, body: bytes, delivery: str = "d-1", **kw: Any) -> Any:
+    return client.post(PATH, content=body, headers={**headers(event, body, delivery), **kw})
+
+
+def test_signed_real_payload_is_queued_with_its_headers(client: TestClient, service: Service) -> None:
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    response = post(client, "issue_comment", body, "d-42")
+    assert response.status_code == 202
+    assert response.json() == {"delivery": "d-42", "status": "queued"}
+    (row,) = stored(service)
+    assert bytes(row["payload"]) == body  # the raw bytes, exactly as signed
+    assert (row["event"], row["action"], row["subject"]) == ("issue_comment", "created", "octo-org/widgets#7")
+    kept = json.loads(row["headers"])
+    assert kept["x-github-delivery"] == "d-42"
+    assert not any(k.startswith("x-hub-signature") for k in kept)
+    (job,) = jobs(service)
+    assert (job["flow"], job["status"], job["delivery_id"]) == ("command", "queued", "d-42")
+
+
+def test_duplicate_delivery_changes_nothing(client: TestClient, service: Service) -> None:
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    assert post(client, "issue_comment", body, "d-1").json()["status"] == "queued"
+    again = post(client, "issue_comment", body, "d-1")
+    assert again.status_code == 202
+    assert again.json() == {"delivery": "d-1", "status": "duplicate"}
+    assert len(stored(service)) == 1
+    assert len(jobs(service)) == 1
+
+
+def test_unhandled_event_is_recorded_and_ignored(client: TestClient, service: Service) -> None:
+    body = json.dumps(payload("issues", "labeled.payload.json")).encode()
+    response = post(client, "issues", body, "d-2")
+    assert response.status_code == 202
+    assert response.json()["status"] == "ignored"
+    (row,) = stored(service)
+    assert row["status"] == "ignored"
+    assert jobs(service) == []
+
+
+def test_comment_without_command_is_ignored(client: TestClient, service: Service) -> None:
+    body = json.dumps(comment_payload("Looks good to me")).encode()
+    assert post(client, "issue_comment", body).json()["status"] == "ignored"
+    assert jobs(service) == []
+
+
+def test_bot_comment_is_ignored(client: TestClient, service: Service) -> None:
+    body = json.dumps(comment_payload("/autopack retry", login="autopack[bot]", user_type="Bot")).encode()
+    assert post(client, "issue_comment", body).json()["status"] == "ignored"
+    assert jobs(service) == []
+
+
+def test_edited_comment_never_runs_a_command(client: TestClient, service: Service) -> None:
+    body = json.dumps(comment_payload("/autopack retry", action="edited")).encode()
+    assert post(client, "issue_comment", body).json()["status"] == "ignored"
+    assert jobs(service) == []
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,  # missing
+        "sha256=" + "0" * 64,  # wrong
+        "sha256=zz",  # not hex
+        "sha256=",
+        "garbage",
+    ],
+)
+def test_bad_or_missing_signature_is_refused_and_nothing_stored(
+    client: TestClient, service: Service, signature: str | None
+) -> None:
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    h = headers("issue_comment", body, "d-3", secret=None)
+    if signature is not None:
+        h["X-Hub-Signature-256"] = signature
+    response = client.post(PATH, content=body, headers=h)
+    assert response.status_code == 401
+    assert stored(service) == []
+
+
+def test_signature_with_another_secret_is_refused(client: TestClient, service: Service) -> None:
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    response = client.post(PATH, content=body, headers=headers("issue_comment", body, "d", secret="other"))
+    assert response.status_code == 401
+    assert stored(service) == []
+
+
+def test_sha1_only_signature_is_refused(client: TestClient, service: Service) -> None:
+    import hashlib
+    import hmac
+
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    h = headers("issue_comment", body, "d-4", secret=None)
+    h["X-Hub-Signature"] = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+    assert client.post(PATH, content=body, headers=h).status_code == 401
+    assert stored(service) == []
+
+
+def test_tampered_body_is_refused(client: TestClient, service: Service) -> None:
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    h = headers("issue_comment", body, "d-5")
+    assert client.post(PATH, content=body.replace(b"help", b"retry"), headers=h).status_code == 401
+    assert stored(service) == []
+
+
+@pytest.mark.parametrize("missing", ["X-GitHub-Event", "X-GitHub-Delivery"])
+def test_missing_github_header_is_400(client: TestClient, service: Service, missing: str) -> None:
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    h = headers("issue_comment", body, "d-6")
+    del h[missing]
+    assert client.post(PATH, content=body, headers=h).status_code == 400
+    assert stored(service) == []
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b""])
+def test_malformed_body_is_400(client: TestClient, service: Service, body: bytes) -> None:
+    assert post(client, "issues", body).status_code == 400
+    assert stored(service) == []
+
+
+def test_oversized_body_is_413_by_declared_length(client: TestClient, service: Service) -> None:
+    body = b'{"pad": "' + b"x" * (65 * 1024) + b'"}'
+    assert post(client, "issues", body).status_code == 413
+    assert stored(service) == []
+
+
+def test_oversized_body_is_413_while_streaming(client: TestClient, service: Service) -> None:
+    chunks = [b'{"pad": "'] + [b"x" * 8192] * 10 + [b'"}']  # chunked: no Content-Length to trust
+
+    def stream() -> Iterator[bytes]:
+        yield from chunks
+
+    h = headers("issues", b"".join(chunks), "d-7")
+    response = client.post(PATH, content=stream(), headers=h)
+    assert response.status_code == 413
+    assert stored(service) == []
+
+
+def test_ping_is_200_and_not_queued(client: TestClient, service: Service) -> None:
+    body = json.dumps(payload("ping")).encode()
+    response = post(client, "ping", body, "d-ping")
+    assert response.status_code == 200
+    assert jobs(service) == []
+
+
+def test_health_ready_and_metrics(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    assert client.get("/readyz").status_code == 200
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    post(client, "issue_comment", body, "d-m")
+    post(client, "issue_comment", body, "d-m")
+    text = client.get("/metrics").text
+    assert 'autopack_deliveries_total{event="issue_comment",outcome="queued"}' in text
+    assert 'autopack_deliveries_total{event="issue_comment",outcome="duplicate"}' in text
+    assert 'autopack_queue_depth{status="queued"} 1.0' in text
+    assert "autopack_receiver_latency_seconds_bucket" in text
+    assert "autopack_oldest_queued_job_age_seconds" in text
+
+
+def test_readyz_fails_when_database_is_gone(client: TestClient, service: Service) -> None:
+    assert service.inbox is not None
+    service.inbox.db.close()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "database" in response.json()["detail"]
+
+
+def test_unverified_mode_accepts_unsigned(app_env: dict[str, str]) -> None:
+    env = {k.lower(): v for k, v in app_env.items() if k != "WEBHOOK_SECRET"}
+    service = Service(Settings.load(**env, autopack_workers=0, autopack_insecure_no_signature=True))
+    with TestClient(create_app(service)) as client:
+        body = json.dumps(comment_payload("/autopack help")).encode()
+        response = client.post(PATH, content=body, headers=headers("issue_comment", body, "d-8", secret=None))
+        assert response.status_code == 202
+        assert "NOT verified" in client.get("/").text
+
+
+def test_setup_mode_refuses_deliveries_and_explains() -> None:
+    service = Service(Settings.load())
+    with TestClient(create_app(service)) as client:
+        body = json.dumps(comment_payload("/autopack help")).encode()
+        assert post(client, "issue_comment", body).status_code == 503
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503
+        page = client.get("/").text
+        for name in ("APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET", "app.yml", "/api/github/webhooks"):
+            assert name in page
