@@ -1,0 +1,62 @@
+"""Runs deliveries through the real dispatcher and flows, against a respx-mocked GitHub."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from githubkit.cache import MemCacheStrategy
+
+from app.flows.dispatch import Dispatcher
+from app.flows.registry import default_registry
+from app.github.client import GitHubApp
+from app.inbox.models import Job, NewDelivery
+from app.inbox.store import Inbox
+from app.policy.subjects import installation_id, repository_name, subject_key
+from app.settings import Settings
+from tests.component.github_mock import API
+from tests.support import private_key_pem
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        self.settings = Settings.load(
+            app_id=12345,
+            private_key=private_key_pem(),
+            webhook_secret="s3cret-hook",
+            github_api_url=API,
+            database_url=f"sqlite:///{tmp_path / 'h.db'}",
+        )
+        self.inbox = Inbox.open(self.settings.database_url)
+        self.inbox.db.run_sync(__import__("app.inbox.schema", fromlist=["migrate"]).migrate)
+        self.github = GitHubApp(12345, private_key_pem(), base_url=API, cache_strategy=MemCacheStrategy())
+        self.registry = default_registry()
+        self.dispatcher = Dispatcher(self.registry, self.inbox, self.github, self.settings)
+
+    async def deliver(self, event: str, payload: dict[str, Any]) -> list[Job]:
+        """Record like the receiver does; returns the jobs created (none if ignored)."""
+        delivery_id = str(uuid.uuid4())
+        flows = self.registry.flows_for(event, payload.get("action"), payload)
+        await self.inbox.record_delivery(
+            NewDelivery(
+                delivery_id, event, payload.get("action"), installation_id(payload),
+                repository_name(payload), subject_key(event, payload, delivery_id), {},
+                json.dumps(payload).encode(), time.time(),
+            ),
+            flows,
+            max_attempts=3,
+        )
+        return await self.inbox.jobs_for_delivery(delivery_id)
+
+    async def run_next(self) -> Job:
+        job = await self.inbox.claim("test", 60)
+        assert job is not None, "no job due"
+        await self.dispatcher(job)
+        await self.inbox.complete(job)
+        return job
+
+    def close(self) -> None:
+        self.inbox.close()
