@@ -97,7 +97,29 @@ class _SqliteTx:
         self._conn.execute(f"RELEASE {name}")
 
 
-_Request = tuple[Callable[[Any], Any], "Future[Any]"]
+class _Waiter:
+    """Where an operation's result goes: a thread's Future, or an asyncio future on a loop."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.future: Future[Any] | asyncio.Future[Any] = (
+            loop.create_future() if loop is not None else Future()
+        )
+
+
+_Request = tuple[Callable[[Any], Any], _Waiter]
+
+
+def _settle(results: list[tuple[_Waiter, bool, Any]]) -> None:
+    for waiter, ok, value in results:
+        if waiter.future.done():  # an awaiting task was cancelled
+            continue
+        if ok:
+            waiter.future.set_result(value)
+        else:
+            waiter.future.set_exception(value)
 
 
 class SqliteDatabase:
@@ -158,45 +180,56 @@ class SqliteDatabase:
         conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, tx: _SqliteTx, batch: list[_Request]) -> None:
-        results: list[tuple[Future[Any], bool, Any]] = []
+        results: list[tuple[_Waiter, bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            for _, fut in batch:
-                fut.set_exception(DatabaseUnavailable(f"SQLite: {exc}"))
+            self._deliver([(w, False, DatabaseUnavailable(f"SQLite: {exc}")) for _, w in batch])
             return
-        for op, fut in batch:
+        for op, waiter in batch:
             try:
                 with tx.savepoint():
-                    results.append((fut, True, op(tx)))
+                    results.append((waiter, True, op(tx)))
             except Exception as exc:
-                results.append((fut, False, exc))
+                results.append((waiter, False, exc))
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            for _, fut in batch:
-                fut.set_exception(DatabaseUnavailable(f"SQLite commit failed: {exc}"))
+            error = DatabaseUnavailable(f"SQLite commit failed: {exc}")
+            self._deliver([(w, False, error) for _, w in batch])
             return
-        for fut, ok, value in results:
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+        self._deliver(results)
 
-    def submit(self, op: Callable[[Tx], T]) -> Future[T]:
+    @staticmethod
+    def _deliver(results: list[tuple[_Waiter, bool, Any]]) -> None:
+        """Hand results back: one wake-up per event loop per batch, not one per operation."""
+        by_loop: dict[asyncio.AbstractEventLoop | None, list[tuple[_Waiter, bool, Any]]] = {}
+        for item in results:
+            by_loop.setdefault(item[0].loop, []).append(item)
+        for loop, items in by_loop.items():
+            if loop is None:
+                _settle(items)
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    loop.call_soon_threadsafe(_settle, items)
+
+    def _submit(self, op: Callable[[Tx], T], loop: asyncio.AbstractEventLoop | None) -> _Waiter:
         if not self._thread.is_alive():
             raise DatabaseUnavailable("SQLite writer thread is not running")
-        fut: Future[T] = Future()
-        self._queue.put((op, fut))
-        return fut
+        waiter = _Waiter(loop)
+        self._queue.put((op, waiter))
+        return waiter
 
     async def run(self, op: Callable[[Tx], T]) -> T:
-        return await asyncio.wrap_future(self.submit(op))
+        waiter = self._submit(op, asyncio.get_running_loop())
+        return await waiter.future  # type: ignore[no-any-return, misc]
 
     def run_sync(self, op: Callable[[Tx], T]) -> T:
-        return self.submit(op).result()
+        future = self._submit(op, None).future
+        assert isinstance(future, Future)
+        return future.result()  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._thread.is_alive():

@@ -34,7 +34,9 @@ class FakeThread:
         )
         router.get(url__regex=rf"{API}/repos/{repo}/issues/\d+/comments").mock(side_effect=self._list)
         router.post(url__regex=rf"{API}/repos/{repo}/issues/\d+/comments").mock(side_effect=self._create)
-        router.patch(url__regex=rf"{API}/repos/{repo}/issues/comments/(?P<cid>\d+)").mock(side_effect=self._edit)
+        router.patch(url__regex=rf"{API}/repos/{repo}/issues/comments/(?P<cid>\d+)").mock(
+            side_effect=self._edit
+        )
 
     def _token(self, request: httpx.Request) -> httpx.Response:
         self.token_requests.append(json.loads(request.content or b"{}"))

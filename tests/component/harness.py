@@ -42,9 +42,15 @@ class Harness:
         flows = self.registry.flows_for(event, payload.get("action"), payload)
         await self.inbox.record_delivery(
             NewDelivery(
-                delivery_id, event, payload.get("action"), installation_id(payload),
-                repository_name(payload), subject_key(event, payload, delivery_id), {},
-                json.dumps(payload).encode(), time.time(),
+                delivery_id,
+                event,
+                payload.get("action"),
+                installation_id(payload),
+                repository_name(payload),
+                subject_key(event, payload, delivery_id),
+                {},
+                json.dumps(payload).encode(),
+                time.time(),
             ),
             flows,
             max_attempts=3,

@@ -102,8 +102,18 @@ async def test_unknown_command_answers_with_help(harness: Harness, github: FakeT
 
 
 async def test_bot_comments_and_edits_never_reach_a_flow(harness: Harness, github: FakeThread) -> None:
-    assert await harness.deliver("issue_comment", comment_payload("/autopack retry", login="autopack[bot]", user_type="Bot")) == []
-    assert await harness.deliver("issue_comment", comment_payload("/autopack retry", login="ci", user_type="Bot")) == []
+    assert (
+        await harness.deliver(
+            "issue_comment", comment_payload("/autopack retry", login="autopack[bot]", user_type="Bot")
+        )
+        == []
+    )
+    assert (
+        await harness.deliver(
+            "issue_comment", comment_payload("/autopack retry", login="ci", user_type="Bot")
+        )
+        == []
+    )
     assert await harness.deliver("issue_comment", comment_payload("/autopack retry", action="edited")) == []
     assert github.reactions == []
 
@@ -112,7 +122,8 @@ async def test_flow_rechecks_bot_even_if_queued(harness: Harness, github: FakeTh
     """Defence in depth: a bot's comment that reached the queue (e.g. `deliveries retry`) does nothing."""
     payload = comment_payload("/autopack retry", login="dependabot[bot]", user_type="Bot")
     harness.registry.flows["command"] = harness.registry.flows["command"].__class__(
-        name="command", triggers=harness.registry.flows["command"].triggers,
+        name="command",
+        triggers=harness.registry.flows["command"].triggers,
         handler=harness.registry.flows["command"].handler,
     )
     (job,) = await harness.deliver("issue_comment", payload)

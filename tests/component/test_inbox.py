@@ -221,7 +221,9 @@ async def test_stats(inbox: Inbox) -> None:
 
 
 async def test_installations(inbox: Inbox) -> None:
-    await inbox.upsert_installation(1, "octo-org", "Organization", "Organization", repositories=[(10, "octo-org/a")])
+    await inbox.upsert_installation(
+        1, "octo-org", "Organization", "Organization", repositories=[(10, "octo-org/a")]
+    )
     await inbox.change_repositories(1, added=[(11, "octo-org/b")], removed=[10])
     (inst,) = await inbox.installations()
     assert inst["repositories"] == ["octo-org/b"]

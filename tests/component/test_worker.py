@@ -33,7 +33,8 @@ async def inbox(tmp_path: Path) -> AsyncIterator[Inbox]:
 async def add(inbox: Inbox, n: int, subject: str = "o/r#1", max_attempts: int = 3) -> None:
     await inbox.record_delivery(
         NewDelivery(f"d-{n}", "e", None, 1, "o/r", subject, {}, b"{}", time.time()),
-        ["f"], max_attempts=max_attempts,
+        ["f"],
+        max_attempts=max_attempts,
     )
 
 
@@ -46,7 +47,12 @@ async def until(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0)
 
 
 def pool(inbox: Inbox, handler: Callable[[Job], Awaitable[None]], **kw: float) -> WorkerPool:
-    options: dict[str, float] = {"poll_seconds": 0.02, "backoff_base": 0.05, "backoff_cap": 0.1, "lease_seconds": 5}
+    options: dict[str, float] = {
+        "poll_seconds": 0.02,
+        "backoff_base": 0.05,
+        "backoff_cap": 0.1,
+        "lease_seconds": 5,
+    }
     options.update(kw)
     return WorkerPool(inbox, handler, concurrency=4, **options)  # type: ignore[arg-type]
 
@@ -233,7 +239,9 @@ async def test_lost_lease_cancels_the_attempt(inbox: Inbox) -> None:
 async def test_unknown_flow_fails_permanently(inbox: Inbox) -> None:
     registry = Registry()
     registry.register(Flow("other", frozenset({("x", None)}), handler=lambda ctx: asyncio.sleep(0)))
-    dispatcher = Dispatcher(registry, inbox, None, __import__("app.settings", fromlist=["Settings"]).Settings.load())
+    dispatcher = Dispatcher(
+        registry, inbox, None, __import__("app.settings", fromlist=["Settings"]).Settings.load()
+    )
     await add(inbox, 1)
     job = await inbox.claim("w", 10)
     assert job is not None

@@ -41,12 +41,17 @@ class FakeGitHub:
             return JSONResponse({"id": 12345, "slug": "autopack"})
 
         async def token(_r: Request) -> JSONResponse:
-            return JSONResponse({"token": "ghs_fakeinstallationtoken0000000000000000", "expires_at": "2099-01-01T00:00:00Z"}, 201)
+            return JSONResponse(
+                {"token": "ghs_fakeinstallationtoken0000000000000000", "expires_at": "2099-01-01T00:00:00Z"},
+                201,
+            )
 
         async def permission(r: Request) -> JSONResponse:
             user = r.path_params["user"]
             flags = {"admin": True, "maintain": True, "push": True, "triage": True, "pull": True}
-            return JSONResponse({"permission": "admin", "role_name": "admin", "user": {"login": user, "permissions": flags}})
+            return JSONResponse(
+                {"permission": "admin", "role_name": "admin", "user": {"login": user, "permissions": flags}}
+            )
 
         async def react(r: Request) -> JSONResponse:
             content = (await r.json())["content"]
@@ -66,8 +71,11 @@ class FakeGitHub:
             return JSONResponse(self.comments[(page - 1) * per : page * per])
 
         async def create_comment(r: Request) -> JSONResponse:
-            comment = {"id": 70_000 + len(self.comments), "body": (await r.json())["body"],
-                       "user": {"login": "autopack[bot]", "type": "Bot"}}
+            comment = {
+                "id": 70_000 + len(self.comments),
+                "body": (await r.json())["body"],
+                "user": {"login": "autopack[bot]", "type": "Bot"},
+            }
             self.comments.append(comment)
             return JSONResponse(comment, 201)
 

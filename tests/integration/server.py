@@ -30,8 +30,11 @@ class ServerProcess:
     def start(self, wait: bool = True) -> ServerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app", self.command], env=self.env, cwd=self.cwd,
-                stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "app", self.command],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         if wait:
             self.wait_healthy()

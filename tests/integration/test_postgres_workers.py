@@ -47,7 +47,9 @@ def test_three_workers_thousand_jobs(pg_url: str, tmp_path: Path) -> None:
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.integration.pg_worker", pg_url, str(LEASE), "4"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[2],
         )
         for log in logs
     ]

@@ -75,14 +75,21 @@ def test_signed_real_payloads_are_accepted(env: dict[str, str], tmp_path: Path, 
             response = send(server, event, data, f"real-{n}")
             assert response.status_code == 202, response.text
             assert response.json() == {"delivery": f"real-{n}", "status": expected}
-        assert send(server, "issue_comment", comment_payload("/autopack help"), "real-4").json()["status"] == "duplicate"
+        assert (
+            send(server, "issue_comment", comment_payload("/autopack help"), "real-4").json()["status"]
+            == "duplicate"
+        )
         bad = json.dumps(payload("push")).encode()
-        refused = httpx.post(f"{server.url}{HOOK}", content=bad, headers=headers("push", bad, "x", secret="wrong"))
+        refused = httpx.post(
+            f"{server.url}{HOOK}", content=bad, headers=headers("push", bad, "x", secret="wrong")
+        )
         assert refused.status_code == 401
         db = tmp_path / "autopack.db"
         wait_for(lambda: [s for _, s, _ in job_states(db)] == ["done", "done"], what="jobs done")
         with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT id, account_login FROM installations").fetchall() == [(957387, "Codertocat")]
+            assert conn.execute("SELECT id, account_login FROM installations").fetchall() == [
+                (957387, "Codertocat")
+            ]
             assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone() == (5,)
         assert len(github.bot_comments()) == 1
         metrics = httpx.get(f"{server.url}/metrics").text
@@ -102,7 +109,10 @@ def test_kill_9_mid_job_then_restart_effect_appears_exactly_once(
 ) -> None:
     github.hold = "+1"  # the job's last step hangs: the comment is already posted
     server = ServerProcess(env, tmp_path).start()
-    assert send(server, "issue_comment", comment_payload("/autopack help"), "kill-1").json()["status"] == "queued"
+    assert (
+        send(server, "issue_comment", comment_payload("/autopack help"), "kill-1").json()["status"]
+        == "queued"
+    )
     assert github.held.wait(30), server.output()
     assert len(github.bot_comments()) == 1
     server.kill9()
@@ -141,12 +151,21 @@ def test_setup_mode_and_refusal_to_start_without_secret(tmp_path: Path) -> None:
     server = ServerProcess({"DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}, tmp_path).start()
     try:
         body = json.dumps(comment_payload("/autopack help")).encode()
-        assert httpx.post(f"{server.url}{HOOK}", content=body, headers=headers("issue_comment", body, "s")).status_code == 503
+        assert (
+            httpx.post(
+                f"{server.url}{HOOK}", content=body, headers=headers("issue_comment", body, "s")
+            ).status_code
+            == 503
+        )
         assert "WEBHOOK_SECRET" in httpx.get(server.url + "/").text
     finally:
         server.terminate()
     result = subprocess.run(
-        [sys.executable, "-m", "app", "serve"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "app", "serve"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**ServerProcess({}, tmp_path).env, "APP_ID": "1", "PRIVATE_KEY": private_key_pem()},
     )
     assert result.returncode == 2

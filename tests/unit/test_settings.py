@@ -13,7 +13,10 @@ from tests.support import private_key_pem
 def test_defaults_are_the_contract() -> None:
     s = Settings.load()
     assert (s.webhook_path, s.github_api_url, s.host, s.port) == (
-        "/api/github/webhooks", "https://api.github.com", "0.0.0.0", 3000,
+        "/api/github/webhooks",
+        "https://api.github.com",
+        "0.0.0.0",
+        3000,
     )
     assert s.database_url == "sqlite:///autopack.db"
     assert (s.log_level, s.log_format) == ("info", "json")
