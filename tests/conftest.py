@@ -15,10 +15,11 @@ from tests.support import SECRET, private_key_pem
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 
 # Tests read settings only from what they pass in: neither this shell's variables nor a .env file.
-_SETTING_VARS = (
-    "APP_ID PRIVATE_KEY PRIVATE_KEY_PATH WEBHOOK_SECRET WEBHOOK_PATH GITHUB_API_URL HOST PORT "
-    "DATABASE_URL LOG_LEVEL LOG_FORMAT AUTOPACK_WORKERS AUTOPACK_INSECURE_NO_SIGNATURE"
-).split()
+_SETTING_VARS = [
+    *("APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "WEBHOOK_PATH", "GITHUB_API_URL"),
+    *("HOST", "PORT", "DATABASE_URL", "LOG_LEVEL", "LOG_FORMAT", "AUTOPACK_WORKERS"),
+    "AUTOPACK_INSECURE_NO_SIGNATURE",
+]
 
 
 @pytest.fixture(autouse=True)

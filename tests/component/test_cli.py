@@ -28,9 +28,11 @@ def test_receive_dry_run_reads_but_prints_writes(env: dict[str, str], tmp_path: 
     thread = FakeThread()
     with respx.mock(assert_all_called=False) as router:
         thread.install(router)
-        result = CliRunner().invoke(main, ["receive", "-e", "issue_comment", "-p", "c.json", "--dry-run"], env=env)
-        reads = [c.request for c in router.calls if c.request.method == "GET"]
-        writes = [c.request for c in router.calls if c.request.method not in ("GET",) and "access_tokens" not in c.request.url.path]
+        args = ["receive", "-e", "issue_comment", "-p", "c.json", "--dry-run"]
+        result = CliRunner().invoke(main, args, env=env)
+        requests = [c.request for c in router.calls]
+    reads = [r for r in requests if r.method == "GET"]
+    writes = [r for r in requests if r.method != "GET" and "access_tokens" not in r.url.path]
     assert result.exit_code == 0, result.output
     assert reads  # permission and comment lookups really went to GitHub
     assert writes == []  # nothing was written
@@ -46,7 +48,8 @@ def test_receive_without_dry_run_writes(env: dict[str, str], tmp_path: Path) -> 
     thread = FakeThread()
     with respx.mock(assert_all_called=False) as router:
         thread.install(router)
-        result = CliRunner().invoke(main, ["receive", "-e", "issue_comment.created", "-p", "c.json"], env=env)
+        args = ["receive", "-e", "issue_comment.created", "-p", "c.json"]
+        result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     assert len(thread.bot_comments()) == 1
     assert not Path(env["DATABASE_URL"].removeprefix("sqlite:///")).exists()  # replay leaves no trace
@@ -80,12 +83,34 @@ def _seed(url: str) -> None:
         payload = json.dumps(comment_payload("/autopack help")).encode()
         now = time.time()
         await inbox.record_delivery(
-            NewDelivery("d-1", "issue_comment", "created", 4242, "octo-org/widgets", "octo-org/widgets#7", {}, payload, now),
-            ["command"], max_attempts=1,
+            NewDelivery(
+                "d-1",
+                "issue_comment",
+                "created",
+                4242,
+                "octo-org/widgets",
+                "octo-org/widgets#7",
+                {},
+                payload,
+                now,
+            ),
+            ["command"],
+            max_attempts=1,
         )
         await inbox.record_delivery(
-            NewDelivery("d-2", "issues", "labeled", 4242, "octo-org/widgets", "octo-org/widgets#8", {}, b"{}", now + 1),
-            [], max_attempts=1,
+            NewDelivery(
+                "d-2",
+                "issues",
+                "labeled",
+                4242,
+                "octo-org/widgets",
+                "octo-org/widgets#8",
+                {},
+                b"{}",
+                now + 1,
+            ),
+            [],
+            max_attempts=1,
         )
         job = await inbox.claim("w", 30)
         assert job is not None

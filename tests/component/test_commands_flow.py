@@ -126,7 +126,7 @@ async def test_flow_rechecks_bot_even_if_queued(harness: Harness, github: FakeTh
         triggers=harness.registry.flows["command"].triggers,
         handler=harness.registry.flows["command"].handler,
     )
-    (job,) = await harness.deliver("issue_comment", payload)
+    assert len(await harness.deliver("issue_comment", payload)) == 1
     await harness.run_next()
     assert github.reactions == []
     assert github.comments == []

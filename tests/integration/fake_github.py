@@ -58,8 +58,7 @@ class FakeGitHub:
             cid = int(r.path_params["cid"])
             if self.hold == content:
                 self.held.set()
-                while not self.release.is_set():
-                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(self.release.wait)
                 return JSONResponse({"message": "server went away"}, 502)
             if (cid, content) not in self.reactions:
                 self.reactions.append((cid, content))

@@ -4,6 +4,7 @@ reclaimed leases of a killed worker, and no head-of-line blocking by a busy subj
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import subprocess
 import sys
@@ -116,7 +117,7 @@ def test_three_workers_thousand_jobs(pg_url: str, tmp_path: Path) -> None:
     assert len(by_subject) == SUBJECTS
     for subject, spans in by_subject.items():
         spans.sort()
-        for (_s1, e1), (s2, _e2) in zip(spans, spans[1:], strict=False):
+        for (_s1, e1), (s2, _e2) in itertools.pairwise(spans):
             assert s2 >= e1, f"overlap in {subject}"
     # The busy subject (first in the queue, slow) did not hold up the others.
     busy_end = max(end for _, end in by_subject[BUSY])
