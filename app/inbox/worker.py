@@ -161,18 +161,29 @@ class WorkerPool:
     # ---- one attempt -----------------------------------------------------------------------
 
     async def _heartbeat(self, job: Job, task: asyncio.Task[None]) -> None:
+        """Extend the lease every third of its length; stop the attempt once it cannot be kept.
+
+        If the database cannot be reached, the lease runs out and another worker may take the job:
+        this attempt then cancels itself shortly before that moment, so two attempts of one subject
+        never run at once.
+        """
+        valid_until = time.monotonic() + self.lease_seconds
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 kept = await self.inbox.heartbeat(job, self.lease_seconds)
             except Exception as exc:
                 log.warning("heartbeat failed", job=job.id, error=redactor.text(repr(exc)))
-                continue
+                next_beat = time.monotonic() + self.lease_seconds / 3
+                if next_beat < valid_until - self.lease_seconds / 6:
+                    continue  # the next heartbeat can still extend the lease in time
+                kept = False
             if not kept:
                 log.warning("lease lost; cancelling the attempt", job=job.id)
                 self._lost.add(job.id)
                 task.cancel()
                 return
+            valid_until = time.monotonic() + self.lease_seconds
 
     async def _execute(self, job: Job) -> None:
         structlog.contextvars.bind_contextvars(
@@ -192,35 +203,50 @@ class WorkerPool:
                 await self.handler(job)
             finally:
                 heartbeat.cancel()
-            await self.inbox.complete(job)
-            log.info("job done", duration=round(time.monotonic() - started, 3))
+            outcome = await self._record(job, None)
         except asyncio.CancelledError:
             outcome = await self._cancelled(job)
-        except Reschedule as exc:
-            outcome = "rescheduled"
-            state = await self.inbox.reschedule(job, exc.at, exc.reason, max_reschedules=self.max_reschedules)
-            log.info("job rescheduled", reason=exc.reason, run_at=exc.at, state=state)
-        except PermanentError as exc:
-            outcome = "failed"
-            await self.inbox.fail(job, redactor.text(str(exc)), retry_in=None)
-            log.warning("job failed permanently", error=redactor.text(str(exc)))
         except Exception as exc:
-            delay = backoff_delay(job.attempts, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
-            detail = redactor.text(f"{type(exc).__name__}: {exc}")
-            outcome = await self.inbox.fail(job, detail, retry_in=delay)
-            if outcome == "queued":
-                outcome = "retry"
-            log.warning(
-                "job attempt failed",
-                error=detail,
-                outcome=outcome,
-                retry_in=round(delay, 1),
-                traceback=redactor.text("".join(traceback.format_exception(exc))[-3000:]),
-            )
+            outcome = await self._record(job, exc)
         finally:
             metrics.JOBS.labels(job.flow, outcome).inc()
             metrics.JOB_DURATION.labels(job.flow).observe(time.monotonic() - started)
+            log.info("job attempt ended", outcome=outcome, duration=round(time.monotonic() - started, 3))
             structlog.contextvars.clear_contextvars()
+
+    async def _record(self, job: Job, exc: Exception | None) -> str:
+        """Write the attempt's outcome. If the database is unreachable the outcome is lost, the lease
+        runs out, and the job runs again: at-least-once, never lost."""
+        try:
+            return await self._write_outcome(job, exc)
+        except Exception as db_error:
+            log.error(
+                "could not record the job's outcome; it will run again when its lease expires",
+                error=redactor.text(repr(db_error)),
+            )
+            return "unrecorded"
+
+    async def _write_outcome(self, job: Job, exc: Exception | None) -> str:
+        if exc is None:
+            return "done" if await self.inbox.complete(job) else "lease_lost"
+        if isinstance(exc, Reschedule):
+            state = await self.inbox.reschedule(job, exc.at, exc.reason, max_reschedules=self.max_reschedules)
+            log.info("job rescheduled", reason=exc.reason, run_at=exc.at, state=state)
+            return "rescheduled" if state == "queued" else state
+        if isinstance(exc, PermanentError):
+            log.warning("job failed permanently", error=redactor.text(str(exc)))
+            return await self.inbox.fail(job, redactor.text(str(exc)), retry_in=None)
+        delay = backoff_delay(job.attempts, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
+        detail = redactor.text(f"{type(exc).__name__}: {exc}")
+        state = await self.inbox.fail(job, detail, retry_in=delay)
+        log.warning(
+            "job attempt failed",
+            error=detail,
+            state=state,
+            retry_in=round(delay, 1),
+            traceback=redactor.text("".join(traceback.format_exception(exc))[-3000:]),
+        )
+        return "retry" if state == "queued" else state
 
     async def _cancelled(self, job: Job) -> str:
         if job.id in self._lost:

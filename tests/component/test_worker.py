@@ -251,3 +251,60 @@ async def test_unknown_flow_fails_permanently(inbox: Inbox) -> None:
 
 def test_http_mock_sanity() -> None:
     assert httpx.URL(API).host == "api.github.test"
+
+
+async def test_unreachable_database_stops_the_attempt_before_its_lease_ends(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cancelled_at: list[float] = []
+
+    async def slow(job: Job) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled_at.append(time.monotonic())
+            raise
+
+    async def unreachable(job: Job, lease: float) -> bool:
+        raise ConnectionError("database unreachable")
+
+    await add(inbox, 1)
+    workers = pool(inbox, slow, lease_seconds=0.9)
+    workers.start()
+    await until(lambda: _running(inbox, 1))
+    started = time.monotonic()
+    monkeypatch.setattr(inbox, "heartbeat", unreachable)
+    await until(lambda: _async_true(bool(cancelled_at)))
+    await workers.stop(1)
+    # Cancelled before its lease ran out, so no other worker could have started it meanwhile.
+    assert cancelled_at[0] - started < 0.9
+
+
+async def _async_true(value: bool) -> bool:
+    return value
+
+
+async def test_outcome_that_cannot_be_recorded_runs_again(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = 0
+
+    async def handler(job: Job) -> None:
+        nonlocal runs
+        runs += 1
+
+    real_complete = inbox.complete
+    failures = iter([True])
+
+    async def flaky_complete(job: Job) -> bool:
+        if next(failures, False):
+            raise ConnectionError("database went away")
+        return await real_complete(job)
+
+    monkeypatch.setattr(inbox, "complete", flaky_complete)
+    await add(inbox, 1)
+    workers = pool(inbox, handler, lease_seconds=0.3)
+    workers.start()
+    await until(lambda: _is(inbox, "done"))
+    await workers.stop(1)
+    assert runs == 2  # the first result was lost with the database; the lease brought the job back
