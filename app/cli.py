@@ -78,6 +78,12 @@ def _serve(receive_webhooks: bool) -> None:
         _fail(str(exc))
     except DatabaseUnavailable as exc:
         _fail(str(exc))
+    if service.inbox is not None:
+        try:
+            _run(service.inbox.prepare)  # SQLite migrates; PostgreSQL must be migrated already
+        except (SchemaOutOfDate, DatabaseUnavailable) as exc:
+            service.inbox.close()
+            _fail(str(exc))
     app = create_app(service, receive_webhooks=receive_webhooks)
     config = uvicorn.Config(
         app,
@@ -92,10 +98,7 @@ def _serve(receive_webhooks: bool) -> None:
         timeout_graceful_shutdown=int(settings.autopack_shutdown_grace_seconds) + 5,
     )
     server = uvicorn.Server(config)
-    try:
-        server.run()
-    except SchemaOutOfDate as exc:
-        _fail(str(exc))
+    server.run()
     if not server.started:
         sys.exit(3)
 

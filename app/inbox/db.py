@@ -58,30 +58,39 @@ class Database(Protocol):
 # SQLite
 
 
-class _SqliteTx:
-    dialect = "sqlite"
+class _TxBase:
+    """execute / fetchall / fetchone over one backend-specific `_cursor`."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._savepoints = 0
+    dialect: str
+
+    def _cursor(self, sql: str, params: Params) -> Any:
+        raise NotImplementedError
 
     def execute(self, sql: str, params: Params = ()) -> int:
-        try:
-            return self._conn.execute(sql, params).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
+        return int(self._cursor(sql, params).rowcount)
 
     def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        try:
-            cur = self._conn.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
+        cur = self._cursor(sql, params)
         names = [d[0] for d in cur.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None
+
+
+class _SqliteTx(_TxBase):
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._savepoints = 0
+
+    def _cursor(self, sql: str, params: Params) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -241,38 +250,19 @@ class SqliteDatabase:
 # PostgreSQL
 
 
-class _PgTx:
+class _PgTx(_TxBase):
     dialect = "postgresql"
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
-    @staticmethod
-    def _sql(sql: str) -> str:
-        return sql.replace("?", "%s")
-
-    def execute(self, sql: str, params: Params = ()) -> int:
+    def _cursor(self, sql: str, params: Params) -> Any:
         import psycopg
 
         try:
-            cur = self._conn.execute(self._sql(sql), params)
+            return self._conn.execute(sql.replace("?", "%s"), params)
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
-        return int(cur.rowcount)
-
-    def fetchall(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        import psycopg
-
-        try:
-            cur = self._conn.execute(self._sql(sql), params)
-        except psycopg.errors.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-        names = [d.name for d in cur.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    def fetchone(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
-        rows = self.fetchall(sql, params)
-        return rows[0] if rows else None
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:

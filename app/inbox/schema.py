@@ -39,6 +39,7 @@ _SHARED_V1 = [
     # The database itself guarantees at most one running job per subject, on both backends.
     """CREATE UNIQUE INDEX jobs_one_running_per_subject ON jobs (subject) WHERE status = 'running'""",
     """CREATE INDEX jobs_subject_status ON jobs (subject, status)""",
+    """CREATE INDEX jobs_status ON jobs (status)""",  # queue depth on /metrics
     """CREATE INDEX jobs_delivery ON jobs (delivery_id)""",
     """CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'running'""",
     """CREATE INDEX deliveries_received ON deliveries (received_at)""",

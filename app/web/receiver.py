@@ -28,6 +28,8 @@ from app.policy.subjects import installation_id, repository_name, subject_key
 log = get_logger("autopack.receiver")
 
 KEPT_HEADERS = ("user-agent", "content-type")
+UNVERIFIED = "unverified"
+MAX_HEADER_VALUE = 200
 
 
 def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
@@ -80,8 +82,7 @@ class WebhookReceiver:
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
-        event = request.headers.get("x-github-event") or "-"
-        response = await self._handle(request, event)
+        response = await self._handle(request)
         metrics.RECEIVER_LATENCY.observe(time.perf_counter() - started)
         return response
 
@@ -89,7 +90,10 @@ class WebhookReceiver:
         metrics.DELIVERIES.labels(event, outcome).inc()
         return _json(status, {"error": message})
 
-    async def _handle(self, request: Request, event: str) -> Response:
+    async def _handle(self, request: Request) -> Response:
+        # Until the signature is verified, the event header is anyone's text: it must not become
+        # a metric label (unbounded series), so refusals before that point count as "unverified".
+        event = UNVERIFIED
         if self.inbox is None:
             return self._refuse(
                 event,
@@ -105,10 +109,15 @@ class WebhookReceiver:
             self.secret, body, request.headers.get("x-hub-signature-256")
         ):
             return self._refuse(event, "rejected_signature", 401, "bad or missing X-Hub-Signature-256")
+        event = request.headers.get("x-github-event") or ""
         delivery_id = request.headers.get("x-github-delivery")
-        if event == "-" or not delivery_id:
+        if not event or not delivery_id:
             return self._refuse(
                 event, "rejected_headers", 400, "missing X-GitHub-Event or X-GitHub-Delivery header"
+            )
+        if len(event) > MAX_HEADER_VALUE or len(delivery_id) > MAX_HEADER_VALUE:
+            return self._refuse(
+                UNVERIFIED, "rejected_headers", 400, "X-GitHub-Event or X-GitHub-Delivery too long"
             )
         if event == "ping":
             metrics.DELIVERIES.labels(event, "pong").inc()
@@ -122,7 +131,7 @@ class WebhookReceiver:
         action = payload.get("action") if isinstance(payload.get("action"), str) else None
         flows = self.registry.flows_for(event, action, payload)
         delivery = NewDelivery(
-            id=delivery_id[:200],
+            id=delivery_id,
             event=event,
             action=action,
             installation_id=installation_id(payload),

@@ -144,3 +144,13 @@ def test_migrate(env: dict[str, str]) -> None:
     runner = CliRunner()
     assert "applied migrations: [1]" in runner.invoke(main, ["migrate"], env=env).output
     assert "schema is up to date" in runner.invoke(main, ["migrate"], env=env).output
+
+
+def test_serve_refuses_an_unmigrated_postgresql(env: dict[str, str], pg_url: str) -> None:
+    result = CliRunner().invoke(main, ["serve"], env={**env, "DATABASE_URL": pg_url})
+    assert result.exit_code == 2
+    assert "run `autopack migrate`" in result.output
+    assert (
+        "applied migrations: [1]"
+        in CliRunner().invoke(main, ["migrate"], env={**env, "DATABASE_URL": pg_url}).output
+    )

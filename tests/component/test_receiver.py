@@ -225,3 +225,23 @@ def test_setup_mode_refuses_deliveries_and_explains() -> None:
         page = client.get("/").text
         for name in ("APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET", "app.yml", "/api/github/webhooks"):
             assert name in page
+
+
+def test_unverified_event_names_never_become_metric_labels(client: TestClient) -> None:
+    from prometheus_client import REGISTRY
+
+    labels = {"event": "unverified", "outcome": "rejected_signature"}
+    before = REGISTRY.get_sample_value("autopack_deliveries_total", labels) or 0.0
+    body = b"{}"
+    for n in range(3):
+        h = headers(f"attacker-{n}", body, f"d-{n}", secret="wrong")
+        assert client.post(PATH, content=body, headers=h).status_code == 401
+    text = client.get("/metrics").text
+    assert "attacker-" not in text
+    assert REGISTRY.get_sample_value("autopack_deliveries_total", labels) == before + 3
+
+
+def test_overlong_delivery_id_is_refused(client: TestClient, service: Service) -> None:
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    assert post(client, "issue_comment", body, "x" * 201).status_code == 400
+    assert stored(service) == []

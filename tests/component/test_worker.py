@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import httpx
 import pytest
 import respx
 from githubkit.exception import RequestFailed
@@ -247,10 +246,6 @@ async def test_unknown_flow_fails_permanently(inbox: Inbox) -> None:
     assert job is not None
     with pytest.raises(PermanentError, match="no flow named 'f'"):
         await dispatcher(job)
-
-
-def test_http_mock_sanity() -> None:
-    assert httpx.URL(API).host == "api.github.test"
 
 
 async def test_unreachable_database_stops_the_attempt_before_its_lease_ends(
