@@ -43,3 +43,21 @@ LEASES_RECLAIMED = Counter(
     "autopack_leases_reclaimed_total", "Running jobs whose lease expired and were taken back"
 )
 SCREENED = Counter("autopack_commands_total", "Slash commands by command and outcome", ["command", "outcome"])
+
+LLM_TOKENS = Counter(
+    "autopack_llm_tokens_total",
+    "LLM tokens by provider, model, task and kind (input, cached, output)",
+    ["provider", "model", "task", "kind"],
+)
+LLM_COST = Counter("autopack_llm_cost_usd_total", "LLM cost in USD", ["provider", "model", "task"])
+LLM_ERRORS = Counter("autopack_llm_provider_errors_total", "Failed LLM calls", ["provider", "kind"])
+LLM_FALLBACKS = Counter(
+    "autopack_llm_fallbacks_total", "Answers from a model other than the first choice", ["task", "reason"]
+)
+LLM_SKIPPED = Counter(
+    "autopack_llm_models_skipped_total", "Models skipped by the router", ["model", "reason"]
+)
+LLM_INVALID = Counter(
+    "autopack_llm_invalid_answers_total", "Answers that did not fit their schema", ["model", "repaired"]
+)
+BUDGET_REFUSALS = Counter("autopack_llm_budget_refusals_total", "Calls refused by a weekly budget", ["scope"])

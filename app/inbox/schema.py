@@ -100,6 +100,43 @@ MIGRATIONS: list[Migration] = [
     ),
 ]
 
+_USAGE = [
+    """CREATE TABLE llm_usage (
+        id {id},
+        created_at DOUBLE PRECISION NOT NULL,
+        week TEXT NOT NULL,
+        installation_id BIGINT,
+        repository TEXT,
+        task TEXT NOT NULL,
+        role TEXT NOT NULL,
+        category TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        requested_model TEXT NOT NULL,
+        model TEXT,
+        input_tokens BIGINT NOT NULL DEFAULT 0,
+        cached_tokens BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        reserved_tokens BIGINT NOT NULL DEFAULT 0,
+        cost DOUBLE PRECISION NOT NULL DEFAULT 0,
+        job_id BIGINT,
+        delivery_id TEXT,
+        outcome TEXT NOT NULL
+    )""",
+    "CREATE INDEX llm_usage_week_provider ON llm_usage (week, provider)",
+    "CREATE INDEX llm_usage_week_installation ON llm_usage (week, installation_id)",
+    "CREATE INDEX llm_usage_week_repository ON llm_usage (week, repository)",
+    "CREATE INDEX llm_usage_created ON llm_usage (created_at)",
+]
+
+MIGRATIONS.append(
+    Migration(
+        2,
+        "LLM usage ledger",
+        sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _USAGE],
+        postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _USAGE],
+    )
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,0 +1,300 @@
+"""The one way a flow asks a model something (DESIGN §4).
+
+    answer = await llm.ask(TriageResult, template="triage", sections=[...], call=CallMeta(...),
+                           role="analyst", complexity="low")
+
+Route → for each model in the chain: reserve budget, build the prompt for that model's tokenizer,
+call, validate against the schema (one repair round that shows the model the validation errors),
+settle the ledger. A provider failure moves to the next model; the ledger records which model
+really answered. Nothing unvalidated leaves this module: the result is a pydantic object of the
+requested type, or a typed failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from openai.lib._pydantic import to_strict_json_schema
+from pydantic import BaseModel, ValidationError
+
+from app import metrics
+from app.llm import prompt as prompts
+from app.llm.config import Catalogue, Complexity, Routing
+from app.llm.ledger import BudgetExceeded, CallMeta, Caps, Ledger
+from app.llm.providers import Message, Provider, ProviderError, RawAnswer
+from app.llm.router import Candidate, Role, route
+from app.llm.tokens import counter_for
+from app.logs import get_logger
+
+log = get_logger("autopack.llm")
+T = TypeVar("T", bound=BaseModel)
+
+# Input token budget per task (prompt included), before the model's own context limit.
+TASK_INPUT_BUDGET = {
+    "triage": 3_000,
+    "audit": 12_000,
+    "push_audit": 12_000,
+    "dependency_review": 8_000,
+    "digest": 16_000,
+    "build": 60_000,
+}
+DEFAULT_CONTEXT = 128_000  # for models the catalogue does not know
+
+
+class LLMError(Exception):
+    """Base of the typed failures flows report."""
+
+
+class StructuredOutputError(LLMError):
+    """The model's answer did not fit the schema, even after a repair round."""
+
+
+class NoModelAvailable(LLMError):
+    """Every model of the chain failed, was retired or is over budget."""
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    value: T
+    model: str  # the model that answered
+    requested_model: str  # the first choice of the route
+    provider: str
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    cost: float
+    notes: tuple[str, ...]  # what a flow should tell its reader (fallbacks, soft limit)
+    prompt: prompts.Prompt
+
+
+def _errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors()[:12]:
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        lines.append(f"- {where}: {error['msg']}")
+    return "\n".join(lines)
+
+
+class LLM:
+    def __init__(
+        self,
+        routing: Routing,
+        catalogue: Catalogue,
+        providers: Mapping[str, Provider],
+        ledger: Ledger,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.routing = routing
+        self.catalogue = catalogue
+        self.providers = providers
+        self.ledger = ledger
+        self.clock = clock
+
+    def _caps(self, provider: str, call: CallMeta) -> Caps:
+        quota = self.routing.provider_quotas.get(provider)  # type: ignore[call-overload]
+        budgets = self.routing.budgets
+        installation = (
+            budgets.installations.get(call.installation_id, budgets.installation_weekly_tokens)
+            if call.installation_id is not None
+            else None
+        )
+        repository = (
+            budgets.repositories.get(call.repository, budgets.repository_weekly_tokens)
+            if call.repository is not None
+            else None
+        )
+        return Caps(quota.weekly_token_cap if quota else None, installation, repository)
+
+    async def _past_soft_limit(self) -> frozenset[str]:
+        usage = await self.ledger.provider_usage()
+        past = set()
+        for provider, quota in self.routing.provider_quotas.items():
+            if usage.get(provider, 0) >= quota.weekly_token_cap * quota.soft_limit_ratio:
+                past.add(provider)
+        return frozenset(past)
+
+    async def ask(
+        self,
+        schema: type[T],
+        *,
+        template: str,
+        sections: list[prompts.Section],
+        call: CallMeta,
+        role: Role,
+        complexity: Complexity,
+        values: Mapping[str, str] | None = None,
+        max_output: int = 4_096,
+    ) -> Answer[T]:
+        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
+        chosen = route(
+            self.routing,
+            self.catalogue,
+            task=call.task,
+            role=role,
+            complexity=complexity,
+            category=call.category,
+            today=today,
+            past_soft_limit=await self._past_soft_limit(),
+        )
+        if chosen is None:
+            raise NoModelAvailable(f"no {role} is configured for {call.task}/{call.category}")
+        for skip in chosen.skipped:
+            metrics.LLM_SKIPPED.labels(skip.model, skip.reason.split(" on ")[0]).inc()
+            log.warning("model skipped", model=skip.model, reason=skip.reason, task=call.task, role=role)
+        notes = list(chosen.notes) + [f"{s.model} skipped: {s.reason}" for s in chosen.skipped]
+        json_schema = to_strict_json_schema(schema)
+        failures: list[str] = []
+        refusal: BudgetExceeded | None = None
+        for candidate in chosen.chain:
+            provider = self.providers.get(candidate.provider)
+            if provider is None:
+                failures.append(f"{candidate.model}: provider {candidate.provider} not configured")
+                continue
+            try:
+                answer = await self._attempt(
+                    schema,
+                    json_schema,
+                    provider,
+                    candidate,
+                    template,
+                    sections,
+                    call,
+                    values,
+                    max_output,
+                    chosen.chain[0].model,
+                    notes,
+                )
+            except BudgetExceeded as exc:
+                metrics.BUDGET_REFUSALS.labels(exc.scope).inc()
+                log.warning("budget refused the call", model=candidate.model, reason=exc.reason)
+                if exc.scope in ("installation", "repository"):
+                    raise  # no other model can help: the cap is not the provider's
+                refusal = exc
+                continue
+            except ProviderError as exc:
+                metrics.LLM_ERRORS.labels(candidate.provider, exc.kind).inc()
+                log.warning("provider failed; next model", model=candidate.model, error=str(exc))
+                failures.append(f"{candidate.model}: {exc}")
+                continue
+            return answer
+        if refusal is not None and not failures:
+            raise refusal
+        raise NoModelAvailable(
+            f"no model answered {call.task}/{role}: " + ("; ".join(failures) or "the chain is empty")
+        )
+
+    async def _attempt(
+        self,
+        schema: type[T],
+        json_schema: dict[str, Any],
+        provider: Provider,
+        candidate: Candidate,
+        template: str,
+        sections: list[prompts.Section],
+        call: CallMeta,
+        values: Mapping[str, str] | None,
+        max_output: int,
+        requested: str,
+        notes: list[str],
+    ) -> Answer[T]:
+        info = candidate.info
+        context = info.context if info else DEFAULT_CONTEXT
+        output = min(max_output, info.max_output if info else max_output)
+        budget = min(TASK_INPUT_BUDGET.get(call.task, 12_000), context - output)
+        built = prompts.build(
+            template,
+            sections,
+            counter=counter_for(candidate.provider),
+            budget_tokens=budget,
+            values=dict(values or {}),
+        )
+        # Worst case of the call and one repair round, reserved before anything is sent.
+        worst = 2 * (built.input_tokens + output)
+        reservation = await self.ledger.reserve(
+            call, candidate.provider, candidate.model, worst, self._caps(candidate.provider, call)
+        )
+        messages = [Message("user", built.user)]
+        spent = [0, 0, 0]
+        answered_by = candidate.model
+        outcome = "provider_error"
+        try:
+            for round_ in range(2):
+                raw = await provider.complete(
+                    model=candidate.model,
+                    system=built.system,
+                    messages=messages,
+                    schema_name=schema.__name__,
+                    schema=json_schema,
+                    max_output=output,
+                    structured_output=info.structured_output if info else "json_schema",
+                )
+                answered_by = raw.model
+                self._count(spent, raw, candidate, call.task)
+                try:
+                    value = schema.model_validate_json(raw.text)
+                except ValidationError as exc:
+                    metrics.LLM_INVALID.labels(candidate.model, str(round_ == 1).lower()).inc()
+                    log.warning(
+                        "answer does not fit its schema",
+                        model=candidate.model,
+                        round=round_,
+                        errors=exc.error_count(),
+                    )
+                    if round_ == 1:
+                        outcome = "invalid"
+                        raise StructuredOutputError(
+                            f"{candidate.model} gave an answer that does not fit {schema.__name__} "
+                            f"twice:\n{_errors(exc)}"
+                        ) from None
+                    repair = prompts.template("repair").format(errors=_errors(exc))
+                    messages = [*messages, Message("assistant", raw.text[:20_000]), Message("user", repair)]
+                    continue
+                outcome = "ok"
+                cost = info.cost(*spent) if info else 0.0
+                if candidate.why != "primary":
+                    metrics.LLM_FALLBACKS.labels(call.task, candidate.why.split(" ")[0]).inc()
+                    notes = [*notes, f"{candidate.model} answered ({candidate.why})"]
+                return Answer(
+                    value=value,
+                    model=answered_by,
+                    requested_model=requested,
+                    provider=candidate.provider,
+                    input_tokens=spent[0],
+                    cached_tokens=spent[1],
+                    output_tokens=spent[2],
+                    cost=cost,
+                    notes=tuple(notes),
+                    prompt=built,
+                )
+            raise AssertionError("unreachable")
+        finally:
+            await self.ledger.settle(
+                reservation,
+                outcome=outcome,
+                model=answered_by,
+                input_tokens=spent[0],
+                cached_tokens=spent[1],
+                output_tokens=spent[2],
+                cost=info.cost(*spent) if info else 0.0,
+            )
+
+    @staticmethod
+    def _count(spent: list[int], raw: RawAnswer, candidate: Candidate, task: str) -> None:
+        spent[0] += raw.usage.input_tokens
+        spent[1] += raw.usage.cached_tokens
+        spent[2] += raw.usage.output_tokens
+        for kind, n in (
+            ("input", raw.usage.input_tokens),
+            ("cached", raw.usage.cached_tokens),
+            ("output", raw.usage.output_tokens),
+        ):
+            metrics.LLM_TOKENS.labels(candidate.provider, candidate.model, task, kind).inc(n)
+        if candidate.info is not None:
+            metrics.LLM_COST.labels(candidate.provider, candidate.model, task).inc(
+                candidate.info.cost(raw.usage.input_tokens, raw.usage.cached_tokens, raw.usage.output_tokens)
+            )
