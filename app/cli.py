@@ -68,15 +68,14 @@ def _serve(receive_webhooks: bool) -> None:
 
     from app.inbox.db import DatabaseUnavailable
     from app.inbox.store import SchemaOutOfDate
+    from app.llm.config import ConfigError
     from app.service import Service
     from app.web.app import create_app
 
     settings = _settings()
     try:
         service = Service(settings)
-    except SettingsError as exc:
-        _fail(str(exc))
-    except DatabaseUnavailable as exc:
+    except (SettingsError, DatabaseUnavailable, ConfigError) as exc:
         _fail(str(exc))
     if service.inbox is not None:
         try:
@@ -162,6 +161,7 @@ def receive(event: str, payload_path: Path, dry_run: bool) -> None:
     from app.github.client import GitHubApp
     from app.inbox.models import NewDelivery
     from app.inbox.store import Inbox
+    from app.llm.factory import build_llm
     from app.policy.subjects import installation_id, repository_name, subject_key
 
     settings = _settings()
@@ -219,7 +219,7 @@ def receive(event: str, payload_path: Path, dry_run: bool) -> None:
                 flows,
                 max_attempts=1,
             )
-            dispatcher = Dispatcher(registry, inbox, github, settings)
+            dispatcher = Dispatcher(registry, inbox, github, settings, build_llm(settings, inbox.db))
             failures = 0
             while (job := await inbox.claim("receive", 3600)) is not None:
                 click.echo(f"running flow {job.flow} on {job.subject}")
@@ -343,3 +343,105 @@ def retry_delivery(delivery_id: str) -> None:
         click.echo(f"re-queued job(s) {', '.join(map(str, ids))}; a running worker will pick them up")
     else:
         click.echo("nothing to retry: its jobs are still queued or running, or no flow handles it")
+
+
+_DURATION = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _since(text: str) -> float:
+    """`7d`, `12h`, `2w` → a timestamp that long ago."""
+    unit = text[-1:].lower()
+    if unit not in _DURATION or not text[:-1].isdigit():
+        raise click.BadParameter("use a number and h, d or w, e.g. 7d", param_hint="--since")
+    return time.time() - int(text[:-1]) * _DURATION[unit]
+
+
+@main.command()
+@click.option("--since", "since_text", default="7d", show_default=True, help="How far back: 12h, 7d, 4w.")
+@click.option(
+    "--by",
+    type=click.Choice(["provider", "model", "task", "category", "repo", "installation"]),
+    default="model",
+    show_default=True,
+    help="How to group the calls.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def usage(since_text: str, by: str, as_json: bool) -> None:
+    """LLM calls, tokens and cost from the usage ledger."""
+    from app.llm.ledger import Ledger
+
+    since = _since(since_text)
+    settings = _settings()
+    inbox = _open_inbox(settings)
+    try:
+        _run(inbox.prepare)
+        rows = _run(lambda: Ledger(inbox.db).summary(since=since, by=by))
+    finally:
+        inbox.close()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    click.echo(
+        f"{by:32}  {'calls':>6}  {'ok':>5}  {'input':>12}  {'cached':>12}  {'output':>11}  {'cost USD':>10}"
+    )
+    total = 0.0
+    for row in rows:
+        total += float(row["cost"])
+        key = str(row["key"] if row["key"] is not None else "-")[:32]
+        click.echo(
+            f"{key:32}  {row['calls']:>6}  {row['ok']:>5}  "
+            f"{row['input_tokens']:>12,}  {row['cached_tokens']:>12,}  {row['output_tokens']:>11,}  "
+            f"{float(row['cost']):>10.4f}"
+        )
+    calls = sum(int(r["calls"]) for r in rows)
+    click.echo(f"{'total':32}  {calls:>6}  {'':>5}  {'':>12}  {'':>12}  {'':>11}  {total:>10.4f}")
+
+
+@main.command("check-config")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings (legacy, deprecated or retired models) too.")
+def check_config(path: Path | None, strict: bool) -> None:
+    """Validate a routing file (default: AUTOPACK_MODELS or the built-in one).
+
+    Every error names the YAML path of the bad key. Every legacy, deprecated or retired model is
+    listed with its shutdown date and replacement.
+    """
+    import datetime as dt
+
+    from app.llm.config import ConfigError, builtin_catalogue, load_catalogue, load_routing
+
+    settings = _settings()
+    try:
+        catalogue = (
+            load_catalogue(settings.autopack_catalogue)
+            if settings.autopack_catalogue
+            else builtin_catalogue()
+        )
+        source = path or settings.autopack_models
+        routing = load_routing(source, catalogue)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    today = dt.datetime.now(dt.UTC).date()
+    warnings = 0
+    for where, model in routing.named_models():
+        info = catalogue.get(model)
+        if info is None or info.status(today) == "current":
+            continue
+        warnings += 1
+        status = info.status(today)
+        when = ""
+        if info.shutdown is not None:
+            days = (info.shutdown - today).days
+            when = (
+                f", shut down on {info.shutdown}"
+                if days <= 0
+                else f", shuts down on {info.shutdown} (in {days} days)"
+            )
+        instead = f"; replace with {info.replacement}" if info.replacement else ""
+        click.echo(f"warning: {where}: {model} is {status}{when}{instead}")
+    name = str(source) if source else "built-in routing"
+    click.echo(f"{name}: valid, {len(routing.named_models())} model references, {warnings} warning(s)")
+    if strict and warnings:
+        sys.exit(1)

@@ -13,6 +13,8 @@ from app.flows.registry import Registry, default_registry
 from app.github.client import GitHubApp
 from app.inbox.store import Inbox
 from app.inbox.worker import WorkerPool
+from app.llm.factory import build_llm
+from app.llm.service import LLM
 from app.logs import get_logger
 from app.settings import Mode, Settings
 
@@ -36,9 +38,11 @@ class Service:
         self.inbox: Inbox | None = None
         self.github: GitHubApp | None = None
         self.pool: WorkerPool | None = None
+        self.llm: LLM | None = None
         if self.mode is Mode.SETUP:
             return
         self.inbox = inbox or Inbox.open(settings.database_url)
+        self.llm = build_llm(settings, self.inbox.db)  # ConfigError: a bad routing file stops the start
         if github is None and settings.app_id is not None:
             key = settings.private_key_pem()
             assert key is not None  # mode() checked it
@@ -53,7 +57,7 @@ class Service:
         if run_workers and settings.autopack_workers > 0:
             self.pool = WorkerPool(
                 self.inbox,
-                Dispatcher(self.registry, self.inbox, self.github, settings),
+                Dispatcher(self.registry, self.inbox, self.github, settings, self.llm),
                 concurrency=settings.autopack_workers,
                 lease_seconds=settings.autopack_lease_seconds,
                 poll_seconds=settings.autopack_poll_seconds,

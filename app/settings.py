@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
     autopack_models: Path | None = None
+    autopack_catalogue: Path | None = None
     autopack_workers: int = Field(default=4, ge=0, le=256)
     log_level: str = "info"
     log_format: Literal["json", "console"] = "json"

@@ -11,6 +11,7 @@ Later issues add their commands with `@command(...)`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -194,3 +195,30 @@ FLOW = Flow(
     handler=handle,
     accepts=accepts,
 )
+
+
+@command("usage", Permission.READ, "This repository's LLM tokens and cost in the current budget week.")
+async def _usage(ctx: CommandContext) -> str:
+    from app.llm.ledger import Ledger, week_start
+
+    now = ctx.flow.inbox.clock()
+    start = week_start(now)
+    since = dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC).timestamp()
+    rows = await Ledger(ctx.flow.inbox.db).summary(since=since, by="model", repository=ctx.repo.full_name)
+    if not rows:
+        return f"No LLM calls for `{ctx.repo.full_name}` in the budget week that began {start} (UTC)."
+    lines = [
+        f"**LLM usage of `{ctx.repo.full_name}` since {start} (UTC, budget week)**",
+        "",
+        "| model | calls | input tokens | cached | output tokens | cost |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    total = 0.0
+    for row in rows:
+        total += float(row["cost"])
+        lines.append(
+            f"| `{row['key']}` | {row['calls']} | {row['input_tokens']:,} | {row['cached_tokens']:,} | "
+            f"{row['output_tokens']:,} | ${float(row['cost']):.4f} |"
+        )
+    lines.append(f"| **total** | | | | | **${total:.4f}** |")
+    return "\n".join(lines)

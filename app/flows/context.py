@@ -11,6 +11,7 @@ from app.github.client import GitHubApp
 from app.github.repo import RepoClient
 from app.inbox.models import Job
 from app.inbox.store import Inbox
+from app.llm.service import LLM
 from app.settings import Settings
 
 
@@ -28,6 +29,7 @@ class FlowContext:
     github: GitHubApp | None
     settings: Settings
     log: structlog.stdlib.BoundLogger
+    llm: LLM | None = None
 
     async def repo(self) -> RepoClient:
         """The repository client, with a token narrowed to this repository (DESIGN §5.9)."""

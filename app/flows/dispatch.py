@@ -22,6 +22,7 @@ from app.github.client import GitHubApp
 from app.github.errors import classify
 from app.inbox.models import Job
 from app.inbox.store import Inbox
+from app.llm.service import LLM
 from app.logs import get_logger
 from app.settings import Settings
 
@@ -30,9 +31,15 @@ log = get_logger("autopack.dispatch")
 
 class Dispatcher:
     def __init__(
-        self, registry: Registry, inbox: Inbox, github: GitHubApp | None, settings: Settings
+        self,
+        registry: Registry,
+        inbox: Inbox,
+        github: GitHubApp | None,
+        settings: Settings,
+        llm: LLM | None = None,
     ) -> None:
         self.registry = registry
+        self.llm = llm
         self.inbox = inbox
         self.github = github
         self.settings = settings
@@ -70,6 +77,7 @@ class Dispatcher:
             github=self.github,
             settings=self.settings,
             log=log,
+            llm=self.llm,
         )
         try:
             await flow.handler(ctx)

@@ -90,6 +90,20 @@ async def ask(
     )
 
 
+async def spent(
+    ledger: Ledger, *, provider: str, model: str, tokens: int, repository: str | None = None
+) -> None:
+    """Tokens already used this budget week."""
+    await ledger.db.run(
+        lambda tx: tx.execute(
+            "INSERT INTO llm_usage (created_at, week, repository, task, role, category, provider, requested_model,"
+            " input_tokens, output_tokens, outcome) VALUES (?, '2026-11-23', ?, 'build', 'builder', 'general',"
+            " ?, ?, ?, 0, 'ok')",
+            (NOW - 60, repository, provider, model, tokens),
+        )
+    )
+
+
 async def rows(ledger: Ledger) -> list[dict[str, object]]:
     return await ledger.db.run(lambda tx: tx.fetchall("SELECT * FROM llm_usage ORDER BY id"))
 
@@ -224,14 +238,7 @@ async def test_model_past_shutdown_is_never_called(ledger: Ledger, http: respx.M
 
 
 async def test_soft_limit_crossed_takes_the_cheaper_model(ledger: Ledger, http: respx.MockRouter) -> None:
-    await ledger.db.run(
-        lambda tx: tx.execute(
-            "INSERT INTO llm_usage (created_at, week, task, role, category, provider, requested_model, input_tokens,"
-            " output_tokens, outcome) VALUES (?, '2026-11-23', 'build', 'builder', 'general', 'openai', 'gpt-6.2-astra',"
-            " 40000000, 1000000, 'ok')",
-            (NOW - 3600,),
-        )
-    )
+    await spent(ledger, provider="openai", model="gpt-6.2-astra", tokens=41_000_000)
     route = http.post(OPENAI).mock(return_value=openai_answer(GOOD, "gpt-6.2-sol"))
     answer = await ask(
         make_llm(ledger),
@@ -250,14 +257,7 @@ async def test_cap_reached_refuses_and_defers_to_next_week(ledger: Ledger, http:
     routing = parse_routing(
         {**load_routing().model_dump(), "budgets": {"repository_weekly_tokens": 5000}}, builtin_catalogue()
     )
-    await ledger.db.run(
-        lambda tx: tx.execute(
-            "INSERT INTO llm_usage (created_at, week, repository, task, role, category, provider, requested_model,"
-            " input_tokens, output_tokens, outcome) VALUES (?, '2026-11-23', 'o/r', 'triage', 'analyst', 'general',"
-            " 'openai', 'gpt-6.2-sol', 4500, 400, 'ok')",
-            (NOW - 60,),
-        )
-    )
+    await spent(ledger, provider="openai", model="gpt-6.2-sol", tokens=4_900, repository="o/r")
     route = http.post(OPENAI).mock(return_value=openai_answer(GOOD, "gpt-6.2-sol"))
     llm = make_llm(ledger, routing)
     with pytest.raises(BudgetExceeded) as info:
@@ -287,7 +287,9 @@ async def test_every_provider_down(ledger: Ledger, http: respx.MockRouter) -> No
     http.post(ANTHROPIC).respond(
         529, json={"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
     )
-    with pytest.raises(NoModelAvailable, match="gpt-6.2-sol: rate_limited.*claude-sonnet-5-5: server_error"):
+    with pytest.raises(
+        NoModelAvailable, match=r"gpt-6\.2-sol: rate_limited.*claude-sonnet-5-5: server_error"
+    ):
         await ask(make_llm(ledger))
 
 
