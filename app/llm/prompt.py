@@ -76,7 +76,19 @@ def build(
     task = template(task_template).format(**(values or {}))
     fixed = counter.count(system) + counter.count(task) + SECTION_OVERHEAD * (len(sections) + 1)
     clean = [sanitize(s.text) for s in sections]
-    fitted = _fit(clean, budget_tokens - fixed, counter)
+    room = budget_tokens - fixed
+    for _ in range(4):
+        prompt = _assemble(system, task, sections, _fit(clean, room, counter), counter)
+        excess = prompt.input_tokens - budget_tokens
+        if excess <= 0 or not prompt.truncated:
+            return prompt  # fits, or nothing left to cut (the fixed parts alone are over budget)
+        room -= excess + 8  # token counts of pieces and of the whole differ at the joins
+    return prompt
+
+
+def _assemble(
+    system: str, task: str, sections: list[Section], fitted: list[tuple[str, bool]], counter: Counter
+) -> Prompt:
     truncated = tuple(s.name for s, (_, cut) in zip(sections, fitted, strict=True) if cut)
     parts = [task]
     if truncated:

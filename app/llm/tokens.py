@@ -18,17 +18,32 @@ class Counter(Protocol):
 
 
 class _Bpe:
+    # The encoder refuses more than 200,000 tokens at once; 50,000 characters are at most that
+    # many even at four UTF-8 bytes per character. Untrusted text can be any size.
+    CHUNK_CHARS = 50_000
+
     def __init__(self) -> None:
         import bpe_openai
 
         self._encoding: Any = bpe_openai.get_encoding("o200k_base")
 
+    def _chunks(self, text: str) -> list[str]:
+        return [text[i : i + self.CHUNK_CHARS] for i in range(0, len(text), self.CHUNK_CHARS)]
+
     def count(self, text: str) -> int:
-        return len(self._encoding.encode(text))
+        return sum(len(self._encoding.encode(chunk)) for chunk in self._chunks(text))
 
     def truncate(self, text: str, tokens: int) -> str:
-        ids = self._encoding.encode(text)
-        return str(self._encoding.decode(ids[: max(0, tokens)])) if len(ids) > tokens else text
+        kept: list[str] = []
+        left = max(0, tokens)
+        for chunk in self._chunks(text):
+            ids = self._encoding.encode(chunk)
+            if len(ids) > left:
+                kept.append(str(self._encoding.decode(ids[:left])))
+                return "".join(kept)
+            kept.append(chunk)
+            left -= len(ids)
+        return text
 
 
 class _Estimate:

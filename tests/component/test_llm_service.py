@@ -96,9 +96,9 @@ async def spent(
     """Tokens already used this budget week."""
     await ledger.db.run(
         lambda tx: tx.execute(
-            "INSERT INTO llm_usage (created_at, week, repository, task, role, category, provider, requested_model,"
-            " input_tokens, output_tokens, outcome) VALUES (?, '2026-11-23', ?, 'build', 'builder', 'general',"
-            " ?, ?, ?, 0, 'ok')",
+            "INSERT INTO llm_usage (created_at, week, repository, task, role, category, provider,"
+            " requested_model, input_tokens, output_tokens, outcome)"
+            " VALUES (?, '2026-11-23', ?, 'build', 'builder', 'general', ?, ?, ?, 0, 'ok')",
             (NOW - 60, repository, provider, model, tokens),
         )
     )
@@ -317,3 +317,78 @@ async def test_api_keys_never_reach_the_ledger(ledger: Ledger, http: respx.MockR
     await ask(make_llm(ledger))
     assert route.calls[0].request.headers["authorization"] == "Bearer sk-test-key-000000000000000000"
     assert "sk-test" not in json.dumps(await rows(ledger))
+
+
+async def test_installation_cap_refuses_even_with_room_at_the_provider(
+    ledger: Ledger, http: respx.MockRouter
+) -> None:
+    routing = parse_routing(
+        {**load_routing().model_dump(), "budgets": {"installations": {7: 3_000}}}, builtin_catalogue()
+    )
+    await spent(ledger, provider="anthropic", model="claude-opus-5-5", tokens=2_900, repository="o/other")
+    await ledger.db.run(lambda tx: tx.execute("UPDATE llm_usage SET installation_id = 7"))
+    with pytest.raises(BudgetExceeded) as info:
+        await ask(make_llm(ledger, routing))
+    assert info.value.scope == "installation"
+    assert not http.calls
+
+
+async def test_budget_refusal_defers_the_job_to_next_week(ledger: Ledger, http: respx.MockRouter) -> None:
+    from app.inbox.models import Job
+    from app.inbox.store import Inbox as InboxStore
+    from app.inbox.worker import WorkerPool
+
+    routing = parse_routing(
+        {**load_routing().model_dump(), "budgets": {"repository_weekly_tokens": 100}}, builtin_catalogue()
+    )
+    llm = make_llm(ledger, routing)
+    inbox = InboxStore(ledger.db, clock=lambda: NOW)
+    job_id = await inbox.enqueue("triage", "o/r#1", run_at=NOW)
+
+    async def flow(job: Job) -> None:
+        await ask(llm)
+
+    workers = WorkerPool(inbox, flow, concurrency=1, poll_seconds=0.01)
+    claimed = await inbox.claim("w", 60)
+    assert claimed is not None
+    await workers._execute(claimed)
+    job = await inbox.get_job(job_id)  # type: ignore[arg-type]
+    assert job is not None
+    assert (job.status, job.attempts) == ("queued", 0)  # deferred, not failed, no attempt spent
+    assert job.run_at == dt.datetime(2026, 11, 30, tzinfo=dt.UTC).timestamp()
+    assert "weekly repository token budget reached" in (job.last_error or "")
+
+
+async def test_metrics_count_tokens_cost_and_fallbacks(ledger: Ledger, http: respx.MockRouter) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before_tokens = value(
+        "autopack_llm_tokens_total",
+        provider="anthropic",
+        model="claude-sonnet-5-5",
+        task="triage",
+        kind="output",
+    )
+    before_fallbacks = value("autopack_llm_fallbacks_total", task="triage", reason="fallback")
+    before_errors = value("autopack_llm_provider_errors_total", provider="openai", kind="rate_limited")
+    http.post(OPENAI).mock(return_value=rate_limited("openai"))
+    http.post(ANTHROPIC).mock(return_value=anthropic_answer(GOOD, "claude-sonnet-5-5", output=90))
+    await ask(make_llm(ledger))
+    assert (
+        value(
+            "autopack_llm_tokens_total",
+            provider="anthropic",
+            model="claude-sonnet-5-5",
+            task="triage",
+            kind="output",
+        )
+        == before_tokens + 90
+    )
+    assert value("autopack_llm_fallbacks_total", task="triage", reason="fallback") == before_fallbacks + 1
+    assert (
+        value("autopack_llm_provider_errors_total", provider="openai", kind="rate_limited")
+        == before_errors + 1
+    )

@@ -76,3 +76,23 @@ def test_nothing_cut_when_it_fits() -> None:
 def test_estimate_is_conservative_for_non_openai() -> None:
     text = "def handler(event):\n    return event['body']\n" * 100
     assert counter_for("anthropic").count(text) >= counter_for("openai").count(text)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("budget", [1_500, 3_000, 8_000, 12_000])
+def test_budget_holds_for_any_mix_of_sections(provider: str, budget: int) -> None:
+    counter = counter_for(provider)
+    for sizes in [(10, 50_000), (9_000, 9_000, 9_000), (1, 2, 3, 40_000), (7_000,), (500, 100_000, 2_000)]:
+        sections = [Section(f"s{i}", "tok\u00e9n, " * n) for i, n in enumerate(sizes)]
+        p = build("audit", sections, counter=counter, budget_tokens=budget, values={"repository": "o/r"})
+        assert p.input_tokens <= budget, (sizes, p.input_tokens)
+
+
+def test_huge_untrusted_text_is_counted_and_cut() -> None:
+    counter = counter_for("openai")
+    huge = "log line 12345 ok\n" * 120_000  # far past the encoder's 200,000-token limit per call
+    assert counter.count(huge) > 500_000
+    cut = counter.truncate(huge, 1_000)
+    assert huge.startswith(cut)
+    assert 990 <= counter.count(cut) <= 1_000
+    assert counter.truncate("short", 1_000) == "short"
