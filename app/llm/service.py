@@ -71,6 +71,48 @@ class Answer(Generic[T]):
     prompt: prompts.Prompt
 
 
+# Constraints that providers' strict structured-output modes reject or ignore. They are removed from
+# the schema sent to the provider (which then shapes the answer) and enforced by our own validation,
+# whose errors go back to the model in the repair round.
+_VALIDATION_ONLY = frozenset(
+    {
+        "maxLength",
+        "minLength",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "default",
+        "title",
+    }
+)
+
+
+def provider_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The strict JSON schema a provider is given: every field required, no extra keys."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        result = {}
+        for key, value in node.items():
+            if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+                result[key] = {name: strip(sub) for name, sub in value.items()}  # names, not keywords
+            elif key not in _VALIDATION_ONLY:
+                result[key] = strip(value)
+        return result
+
+    return dict(strip(to_strict_json_schema(schema)))
+
+
 def _errors(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors()[:12]:
@@ -147,7 +189,7 @@ class LLM:
             metrics.LLM_SKIPPED.labels(skip.model, skip.reason.split(" on ")[0]).inc()
             log.warning("model skipped", model=skip.model, reason=skip.reason, task=call.task, role=role)
         notes = list(chosen.notes) + [f"{s.model} skipped: {s.reason}" for s in chosen.skipped]
-        json_schema = to_strict_json_schema(schema)
+        json_schema = provider_schema(schema)
         failures: list[str] = []
         refusal: BudgetExceeded | None = None
         for candidate in chosen.chain:

@@ -392,3 +392,37 @@ async def test_metrics_count_tokens_cost_and_fallbacks(ledger: Ledger, http: res
         value("autopack_llm_provider_errors_total", provider="openai", kind="rate_limited")
         == before_errors + 1
     )
+
+
+def test_provider_schema_drops_constraints_but_keeps_fields() -> None:
+    from app.llm.service import provider_schema
+
+    class Inner(BaseModel):
+        pattern: str  # a field named like a JSON-Schema keyword
+
+    class Outer(BaseModel):
+        title: str = Field(max_length=5)
+        score: float = Field(ge=0, le=1)
+        inner: Inner
+
+    schema = provider_schema(Outer)
+    assert set(schema["properties"]) == {"title", "score", "inner"}
+    assert schema["required"] == ["title", "score", "inner"]
+    assert schema["additionalProperties"] is False
+    assert "maxLength" not in json.dumps(schema)
+    assert "maximum" not in json.dumps(schema)
+    assert "pattern" in json.dumps(schema["$defs"]["Inner"]["properties"])
+
+
+async def test_constraints_are_enforced_locally_with_a_repair(ledger: Ledger, http: respx.MockRouter) -> None:
+    too_long = json.dumps({"category": "bug", "summary": "x" * 401, "confidence": 0.5})
+    route = http.post(OPENAI).mock(
+        side_effect=[openai_answer(too_long, "gpt-6.2-sol"), openai_answer(GOOD, "gpt-6.2-sol")]
+    )
+    answer = await ask(make_llm(ledger))
+    assert answer.value.summary == "Saving crashes."
+    assert "maxLength" not in json.dumps(body(route.calls[0])["response_format"])
+    assert (
+        "summary: String should have at most 400 characters"
+        in body(route.calls[1])["messages"][-1]["content"]
+    )
