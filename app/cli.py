@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -44,14 +45,22 @@ def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
         _fail(str(exc))
 
 
-def _open_inbox(settings: Settings) -> Any:
+@contextlib.contextmanager
+def _inbox(settings: Settings, *, prepare: bool = True) -> Iterator[Any]:
+    """The configured inbox, schema checked (SQLite: migrated), closed afterwards."""
     from app.inbox.db import DatabaseUnavailable
     from app.inbox.store import Inbox
 
     try:
-        return Inbox.open(settings.database_url)
+        inbox = Inbox.open(settings.database_url)
     except DatabaseUnavailable as exc:
         _fail(str(exc))
+    try:
+        if prepare:
+            _run(inbox.prepare)
+        yield inbox
+    finally:
+        inbox.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,11 +132,8 @@ def worker() -> None:
 def migrate() -> None:
     """Apply database schema migrations (SQLite also migrates on start)."""
     settings = _settings()
-    inbox = _open_inbox(settings)
-    try:
+    with _inbox(settings, prepare=False) as inbox:
         applied = _run(inbox.migrate)
-    finally:
-        inbox.close()
     click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 
@@ -261,12 +267,8 @@ def _when(ts: float | None) -> str:
 def list_deliveries(status: str | None, limit: int, as_json: bool) -> None:
     """Most recent deliveries first, with the state of their jobs."""
     settings = _settings()
-    inbox = _open_inbox(settings)
-    try:
-        _run(inbox.prepare)
+    with _inbox(settings) as inbox:
         rows = _run(lambda: inbox.list_deliveries(state=status, limit=limit))
-    finally:
-        inbox.close()
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
@@ -286,13 +288,9 @@ def list_deliveries(status: str | None, limit: int, as_json: bool) -> None:
 def show_delivery(delivery_id: str, show_payload: bool) -> None:
     """One delivery: headers, jobs with attempts and errors, and optionally its payload."""
     settings = _settings()
-    inbox = _open_inbox(settings)
-    try:
-        _run(inbox.prepare)
+    with _inbox(settings) as inbox:
         delivery = _run(lambda: inbox.get_delivery(delivery_id))
         jobs = _run(lambda: inbox.jobs_for_delivery(delivery_id))
-    finally:
-        inbox.close()
     if delivery is None:
         _fail(f"no delivery {delivery_id}", code=1)
     click.echo(f"delivery   {delivery.id}")
@@ -323,9 +321,7 @@ def retry_delivery(delivery_id: str) -> None:
     from app.flows.registry import default_registry
 
     settings = _settings()
-    inbox = _open_inbox(settings)
-    try:
-        _run(inbox.prepare)
+    with _inbox(settings) as inbox:
         delivery = _run(lambda: inbox.get_delivery(delivery_id))
         if delivery is None:
             _fail(f"no delivery {delivery_id}", code=1)
@@ -337,8 +333,6 @@ def retry_delivery(delivery_id: str) -> None:
             )
         except ValueError as exc:
             _fail(str(exc), code=1)
-    finally:
-        inbox.close()
     if ids:
         click.echo(f"re-queued job(s) {', '.join(map(str, ids))}; a running worker will pick them up")
     else:
@@ -372,12 +366,8 @@ def usage(since_text: str, by: str, as_json: bool) -> None:
 
     since = _since(since_text)
     settings = _settings()
-    inbox = _open_inbox(settings)
-    try:
-        _run(inbox.prepare)
+    with _inbox(settings) as inbox:
         rows = _run(lambda: Ledger(inbox.db).summary(since=since, by=by))
-    finally:
-        inbox.close()
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))

@@ -76,6 +76,11 @@ class Service:
                 "webhook signatures are NOT verified. Use this only for local development."
             )
         assert self.inbox is not None
+        if self.llm is not None and not self.llm.providers:
+            log.warning(
+                "no LLM provider configured: set OPENAI_API_KEY (or OPENAI_BASE_URL) and/or "
+                "ANTHROPIC_API_KEY; flows that need a model will fail until then"
+            )
         await self.inbox.prepare()
         await self.housekeeping()
         if self.pool is not None:

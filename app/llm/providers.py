@@ -40,6 +40,19 @@ class RawAnswer:
     model: str  # the model that answered, as the provider reports it
 
 
+@dataclass(frozen=True)
+class StructuredRequest:
+    """One call: the conversation and the JSON schema its answer must fit."""
+
+    model: str
+    system: str
+    messages: list[Message]
+    schema_name: str
+    schema: dict[str, Any]
+    max_output: int
+    structured_output: str  # "json_schema" or "tool" (the catalogue's entry for the model)
+
+
 class ProviderError(Exception):
     """A call failed: rate limit, server error, timeout, refused request. Try the next model."""
 
@@ -51,17 +64,7 @@ class ProviderError(Exception):
 class Provider(Protocol):
     name: str
 
-    async def complete(
-        self,
-        *,
-        model: str,
-        system: str,
-        messages: list[Message],
-        schema_name: str,
-        schema: dict[str, Any],
-        max_output: int,
-        structured_output: str,
-    ) -> RawAnswer: ...
+    async def complete(self, call: StructuredRequest) -> RawAnswer: ...
 
 
 def _kind(exc: Exception) -> str:
@@ -94,31 +97,21 @@ class OpenAIProvider:
             api_key=api_key or "unset", base_url=base_url, timeout=timeout, max_retries=1
         )
 
-    async def complete(
-        self,
-        *,
-        model: str,
-        system: str,
-        messages: list[Message],
-        schema_name: str,
-        schema: dict[str, Any],
-        max_output: int,
-        structured_output: str,
-    ) -> RawAnswer:
+    async def complete(self, call: StructuredRequest) -> RawAnswer:
         import openai
 
         try:
             request: dict[str, Any] = {
-                "model": model,
+                "model": call.model,
                 "messages": [
-                    {"role": "system", "content": system},
-                    *({"role": m.role, "content": m.content} for m in messages),
+                    {"role": "system", "content": call.system},
+                    *({"role": m.role, "content": m.content} for m in call.messages),
                 ],
                 "response_format": {
                     "type": "json_schema",
-                    "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+                    "json_schema": {"name": call.schema_name, "schema": call.schema, "strict": True},
                 },
-                "max_completion_tokens": max_output,
+                "max_completion_tokens": call.max_output,
             }
             response = await self._client.chat.completions.create(**request)
         except openai.APIError as exc:
@@ -133,7 +126,7 @@ class OpenAIProvider:
         return RawAnswer(
             text=choice.message.content or choice.message.refusal or "",
             usage=Usage(usage.prompt_tokens if usage else 0, cached, usage.completion_tokens if usage else 0),
-            model=response.model or model,
+            model=response.model or call.model,
         )
 
 
@@ -147,34 +140,30 @@ class AnthropicProvider:
             api_key=api_key or "unset", base_url=base_url, timeout=timeout, max_retries=1
         )
 
-    async def complete(
-        self,
-        *,
-        model: str,
-        system: str,
-        messages: list[Message],
-        schema_name: str,
-        schema: dict[str, Any],
-        max_output: int,
-        structured_output: str,
-    ) -> RawAnswer:
+    async def complete(self, call: StructuredRequest) -> RawAnswer:
         import anthropic
 
         options: dict[str, Any]
-        if structured_output == "tool":
+        if call.structured_output == "tool":
             options = {
-                "tools": [{"name": schema_name, "description": "Record the answer.", "input_schema": schema}],
-                "tool_choice": {"type": "tool", "name": schema_name},
+                "tools": [
+                    {
+                        "name": call.schema_name,
+                        "description": "Record the answer.",
+                        "input_schema": call.schema,
+                    }
+                ],
+                "tool_choice": {"type": "tool", "name": call.schema_name},
             }
         else:
-            options = {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
+            options = {"output_config": {"format": {"type": "json_schema", "schema": call.schema}}}
         try:
             request = {
-                "model": model,
-                "max_tokens": max_output,
+                "model": call.model,
+                "max_tokens": call.max_output,
                 # The rules are identical on every call: cache them.
-                "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
-                "messages": [{"role": m.role, "content": m.content} for m in messages],
+                "system": [{"type": "text", "text": call.system, "cache_control": {"type": "ephemeral"}}],
+                "messages": [{"role": m.role, "content": m.content} for m in call.messages],
                 **options,
             }
             response = await self._client.messages.create(**request)
@@ -182,7 +171,7 @@ class AnthropicProvider:
             raise ProviderError(_kind(exc), _message(exc)) from exc
         text = ""
         for block in response.content:
-            if block.type == "tool_use" and structured_output == "tool":
+            if block.type == "tool_use" and call.structured_output == "tool":
                 text = json.dumps(block.input)
                 break
             if block.type == "text":
@@ -193,5 +182,5 @@ class AnthropicProvider:
         return RawAnswer(
             text=text,
             usage=Usage(usage.input_tokens + cached + written, cached, usage.output_tokens),
-            model=response.model or model,
+            model=response.model or call.model,
         )

@@ -25,7 +25,7 @@ from app import metrics
 from app.llm import prompt as prompts
 from app.llm.config import Catalogue, Complexity, Routing
 from app.llm.ledger import BudgetExceeded, CallMeta, Caps, Ledger
-from app.llm.providers import Message, Provider, ProviderError, RawAnswer
+from app.llm.providers import Message, Provider, ProviderError, RawAnswer, StructuredRequest
 from app.llm.router import Candidate, Role, route
 from app.llm.tokens import counter_for
 from app.logs import get_logger
@@ -267,13 +267,15 @@ class LLM:
         try:
             for round_ in range(2):
                 raw = await provider.complete(
-                    model=candidate.model,
-                    system=built.system,
-                    messages=messages,
-                    schema_name=schema.__name__,
-                    schema=json_schema,
-                    max_output=output,
-                    structured_output=info.structured_output if info else "json_schema",
+                    StructuredRequest(
+                        model=candidate.model,
+                        system=built.system,
+                        messages=messages,
+                        schema_name=schema.__name__,
+                        schema=json_schema,
+                        max_output=output,
+                        structured_output=info.structured_output if info else "json_schema",
+                    )
                 )
                 answered_by = raw.model
                 self._count(spent, raw, candidate, call.task)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import respx
@@ -12,13 +11,6 @@ from app.errors import PermanentError
 from tests.component.github_mock import FakeThread
 from tests.component.harness import Harness
 from tests.support import comment_payload
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.close()
 
 
 @pytest.fixture

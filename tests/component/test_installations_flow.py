@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from tests.component.harness import Harness
 from tests.support import payload
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.close()
 
 
 async def test_created_then_repositories_changed_then_deleted(harness: Harness) -> None:

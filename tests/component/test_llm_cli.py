@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import respx
 from click.testing import CliRunner
 
@@ -102,13 +100,6 @@ def test_usage_cli(app_env: dict[str, str]) -> None:
     assert {r["key"]: r["input_tokens"] for r in rows} == {"claude-opus-5-5": 3000, "gpt-6.2-sol": 1700}
     bad = CliRunner().invoke(main, ["usage", "--since", "yesterday"], env=app_env)
     assert bad.exit_code == 2
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.close()
 
 
 async def test_usage_command_reports_this_repository_only(harness: Harness) -> None:
