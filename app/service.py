@@ -6,6 +6,7 @@ only health and metrics routes; both share this assembly, and so do the tests.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from app.flows.dispatch import Dispatcher
@@ -85,6 +86,10 @@ class Service:
         await self.housekeeping()
         if self.pool is not None:
             self.pool.start()
+        # Everything loaded so far (SDKs, githubkit's schemas, settings) lives as long as the
+        # process: keep it out of the cyclic GC, whose full passes would otherwise stall requests.
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         if self.pool is not None:

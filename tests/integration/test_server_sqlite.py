@@ -30,6 +30,23 @@ def github() -> Iterator[FakeGitHub]:
 
 
 @pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers; whatever a test leaves running (an assertion failed first) is killed after it."""
+    started: list[ServerProcess] = []
+
+    def start(env: dict[str, str], *, wait: bool = True) -> ServerProcess:
+        server = ServerProcess(env, tmp_path)
+        started.append(server)
+        return server.start(wait=wait)
+
+    yield start
+    for server in started:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+
+
+@pytest.fixture
 def env(tmp_path: Path, github: FakeGitHub) -> dict[str, str]:
     return {
         "APP_ID": "12345",
@@ -61,8 +78,10 @@ def job_states(db: Path) -> list[tuple[str, str, int]]:
         return conn.execute("SELECT flow, status, attempts FROM jobs ORDER BY id").fetchall()
 
 
-def test_signed_real_payloads_are_accepted(env: dict[str, str], tmp_path: Path, github: FakeGitHub) -> None:
-    server = ServerProcess(env, tmp_path).start()
+def test_signed_real_payloads_are_accepted(
+    spawn: Callable[..., ServerProcess], env: dict[str, str], tmp_path: Path, github: FakeGitHub
+) -> None:
+    server = spawn(env)
     try:
         cases = [
             ("issues", payload("issues", "opened.payload.json"), "ignored"),
@@ -105,10 +124,10 @@ def test_signed_real_payloads_are_accepted(env: dict[str, str], tmp_path: Path, 
 
 
 def test_kill_9_mid_job_then_restart_effect_appears_exactly_once(
-    env: dict[str, str], tmp_path: Path, github: FakeGitHub
+    spawn: Callable[..., ServerProcess], env: dict[str, str], tmp_path: Path, github: FakeGitHub
 ) -> None:
     github.hold = "+1"  # the job's last step hangs: the comment is already posted
-    server = ServerProcess(env, tmp_path).start()
+    server = spawn(env)
     assert (
         send(server, "issue_comment", comment_payload("/autopack help"), "kill-1").json()["status"]
         == "queued"
@@ -120,7 +139,7 @@ def test_kill_9_mid_job_then_restart_effect_appears_exactly_once(
 
     github.hold = None
     github.release.set()
-    restarted = ServerProcess(env, tmp_path).start()
+    restarted = spawn(env)
     try:
         wait_for(lambda: (9001, "+1") in github.reactions, what="the re-run to finish")
         wait_for(lambda: job_states(tmp_path / "autopack.db")[0][1] == "done", what="job done")
@@ -132,9 +151,11 @@ def test_kill_9_mid_job_then_restart_effect_appears_exactly_once(
     assert "lease expired; job taken back" in restarted.output()
 
 
-def test_sigterm_lets_a_running_job_finish(env: dict[str, str], tmp_path: Path, github: FakeGitHub) -> None:
+def test_sigterm_lets_a_running_job_finish(
+    spawn: Callable[..., ServerProcess], env: dict[str, str], tmp_path: Path, github: FakeGitHub
+) -> None:
     github.hold = "+1"
-    server = ServerProcess({**env, "AUTOPACK_SHUTDOWN_GRACE_SECONDS": "10"}, tmp_path).start()
+    server = spawn({**env, "AUTOPACK_SHUTDOWN_GRACE_SECONDS": "10"})
     send(server, "issue_comment", comment_payload("/autopack help"), "term-1")
     assert github.held.wait(30)
     assert server.proc is not None
@@ -147,8 +168,10 @@ def test_sigterm_lets_a_running_job_finish(env: dict[str, str], tmp_path: Path, 
     assert (flow, status, attempts) == ("command", "queued", 1)
 
 
-def test_setup_mode_and_refusal_to_start_without_secret(tmp_path: Path) -> None:
-    server = ServerProcess({"DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}, tmp_path).start()
+def test_setup_mode_and_refusal_to_start_without_secret(
+    spawn: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = spawn({"DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"})
     try:
         body = json.dumps(comment_payload("/autopack help")).encode()
         assert (
