@@ -22,6 +22,7 @@ from openai.lib._pydantic import to_strict_json_schema
 from pydantic import BaseModel, ValidationError
 
 from app import metrics
+from app.errors import PermanentError
 from app.llm import prompt as prompts
 from app.llm.config import Catalogue, Complexity, Routing
 from app.llm.ledger import BudgetExceeded, CallMeta, Caps, Ledger
@@ -49,12 +50,13 @@ class LLMError(Exception):
     """Base of the typed failures flows report."""
 
 
-class StructuredOutputError(LLMError):
-    """The model's answer did not fit the schema, even after a repair round."""
+class StructuredOutputError(LLMError, PermanentError):
+    """The model's answer did not fit the schema, even after a repair round. Permanent: retrying
+    the job would spend the same tokens on the same failure; the flow reports it instead."""
 
 
 class NoModelAvailable(LLMError):
-    """Every model of the chain failed, was retired or is over budget."""
+    """Every model of the chain failed or was retired. Transient: the job retries with backoff."""
 
 
 @dataclass(frozen=True)
@@ -190,12 +192,13 @@ class LLM:
             log.warning("model skipped", model=skip.model, reason=skip.reason, task=call.task, role=role)
         notes = list(chosen.notes) + [f"{s.model} skipped: {s.reason}" for s in chosen.skipped]
         json_schema = provider_schema(schema)
-        failures: list[str] = []
+        failures: list[str] = []  # calls that were made and failed
+        missing: list[str] = []  # providers without credentials
         refusal: BudgetExceeded | None = None
         for candidate in chosen.chain:
             provider = self.providers.get(candidate.provider)
             if provider is None:
-                failures.append(f"{candidate.model}: provider {candidate.provider} not configured")
+                missing.append(f"{candidate.model}: provider {candidate.provider} not configured")
                 continue
             try:
                 answer = await self._attempt(
@@ -225,9 +228,10 @@ class LLM:
                 continue
             return answer
         if refusal is not None and not failures:
-            raise refusal
+            raise refusal  # a budget, not an outage, stopped the call: defer to next week
+        reasons = failures + missing
         raise NoModelAvailable(
-            f"no model answered {call.task}/{role}: " + ("; ".join(failures) or "the chain is empty")
+            f"no model answered {call.task}/{role}: " + ("; ".join(reasons) or "the chain is empty")
         )
 
     async def _attempt(

@@ -426,3 +426,22 @@ async def test_constraints_are_enforced_locally_with_a_repair(ledger: Ledger, ht
         "summary: String should have at most 400 characters"
         in body(route.calls[1])["messages"][-1]["content"]
     )
+
+
+async def test_only_configured_provider_over_budget_defers(ledger: Ledger, http: respx.MockRouter) -> None:
+    routing = parse_routing(
+        {**load_routing().model_dump(), "provider_quotas": {"openai": {"weekly_token_cap": 1000}}},
+        builtin_catalogue(),
+    )
+    llm = make_llm(ledger, routing)
+    llm.providers = {"openai": llm.providers["openai"]}  # no Anthropic key configured
+    with pytest.raises(BudgetExceeded):
+        await ask(llm)
+    assert not http.calls
+
+
+def test_schema_failure_is_permanent_and_outage_is_not() -> None:
+    from app.errors import PermanentError
+
+    assert issubclass(StructuredOutputError, PermanentError)
+    assert not issubclass(NoModelAvailable, PermanentError)
