@@ -392,16 +392,20 @@ def usage(since_text: str, by: str, as_json: bool) -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings (legacy, deprecated or retired models) too.")
 def check_config(path: Path | None, strict: bool) -> None:
-    """Validate a routing file (default: AUTOPACK_MODELS or the built-in one).
+    """Validate a routing file (default: AUTOPACK_MODELS or the built-in one) or a repository
+    policy file (.github/autopack.yml).
 
-    Every error names the YAML path of the bad key. Every legacy, deprecated or retired model is
-    listed with its shutdown date and replacement.
+    Every error names the YAML path (and, for policy files, the line) of the bad key. Every legacy,
+    deprecated or retired model is listed with its shutdown date and replacement.
     """
     import datetime as dt
 
     from app.llm.config import ConfigError, builtin_catalogue, load_catalogue, load_routing
 
     settings = _settings()
+    if path is not None and _is_policy_file(path):
+        _check_policy(path)
+        return
     try:
         catalogue = (
             load_catalogue(settings.autopack_catalogue)
@@ -435,3 +439,33 @@ def check_config(path: Path | None, strict: bool) -> None:
     click.echo(f"{name}: valid, {len(routing.named_models())} model references, {warnings} warning(s)")
     if strict and warnings:
         sys.exit(1)
+
+
+def _is_policy_file(path: Path) -> bool:
+    """A routing file has `complexity_models`; anything else is read as a repository policy."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return path.name.startswith("autopack")
+    return not (isinstance(data, dict) and "complexity_models" in data)
+
+
+def _check_policy(path: Path) -> None:
+    from app.policy.repo_policy import PolicyError, load_text, validate
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        _fail(f"{path}: cannot read: {exc.strerror}", code=1)
+    try:
+        data = load_text(text, str(path))
+        validate(data, text, str(path))
+    except PolicyError as exc:
+        for problem in exc.problems:
+            click.echo(f"{path}: {problem}", err=True)
+        sys.exit(1)
+    if "_extends" in data:
+        click.echo(f"note: _extends: {data['_extends']!r} is resolved on GitHub, not checked here")
+    click.echo(f"{path}: valid policy file")

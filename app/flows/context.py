@@ -7,7 +7,9 @@ from typing import Any
 
 import structlog
 
+from app.github import policy_loader
 from app.github.client import GitHubApp
+from app.github.policy_loader import LoadedPolicy, PolicyLoader
 from app.github.repo import RepoClient
 from app.inbox.models import Job
 from app.inbox.store import Inbox
@@ -30,6 +32,7 @@ class FlowContext:
     settings: Settings
     log: structlog.stdlib.BoundLogger
     llm: LLM | None = None
+    policies: PolicyLoader | None = None
 
     async def repo(self) -> RepoClient:
         """The repository client, with a token narrowed to this repository (DESIGN §5.9)."""
@@ -37,3 +40,15 @@ class FlowContext:
             raise RuntimeError("this job has no installation or repository to act on")
         client = self.github.installation(self.installation_id, self.repository)
         return RepoClient(client, self.repository, await self.github.bot_login())
+
+    async def policy(self) -> LoadedPolicy:
+        """The repository's `.github/autopack.yml` (or the defaults); an invalid file is reported
+        as a check run on the default branch's head, and the defaults apply."""
+        if self.policies is None or self.installation_id is None:
+            raise RuntimeError("this job has no installation to read a policy with")
+        repo = await self.repo()
+        branch = str((self.payload.get("repository") or {}).get("default_branch") or "main")
+        loaded = await self.policies.load(repo, self.installation_id, branch)
+        if loaded.error is not None:
+            await policy_loader.report(repo, loaded)
+        return loaded

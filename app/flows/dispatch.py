@@ -20,6 +20,7 @@ from app.flows.context import FlowContext
 from app.flows.registry import Registry
 from app.github.client import GitHubApp
 from app.github.errors import classify
+from app.github.policy_loader import PolicyLoader
 from app.inbox.models import Job
 from app.inbox.store import Inbox
 from app.llm.service import LLM
@@ -40,6 +41,7 @@ class Dispatcher:
     ) -> None:
         self.registry = registry
         self.llm = llm
+        self.policies = PolicyLoader(github) if github is not None else None
         self.inbox = inbox
         self.github = github
         self.settings = settings
@@ -78,6 +80,7 @@ class Dispatcher:
             settings=self.settings,
             log=log,
             llm=self.llm,
+            policies=self.policies,
         )
         try:
             await flow.handler(ctx)

@@ -117,10 +117,18 @@ class GitHubApp:
             self._bot_login = f"{response.json()['slug']}[bot]"
         return self._bot_login
 
-    def installation(self, installation_id: int, repository: str | None = None) -> GitHub[Any]:
-        """A client whose token is limited to `repository` (`owner/name`) when one is given."""
+    def installation(
+        self,
+        installation_id: int,
+        repository: str | None = None,
+        *,
+        permissions: dict[str, str] | None = None,
+    ) -> GitHub[Any]:
+        """A client whose token is limited to `repository` (`owner/name`) and, when given, to
+        `permissions` (e.g. {"contents": "read"})."""
+        options: dict[str, Any] = {}
         if repository:
-            strategy = self._auth.as_installation(installation_id, repositories=[repository.split("/", 1)[1]])
-        else:
-            strategy = self._auth.as_installation(installation_id)
-        return GitHub(strategy, **self._config)
+            options["repositories"] = [repository.split("/", 1)[1]]
+        if permissions:
+            options["permissions"] = permissions
+        return GitHub(self._auth.as_installation(installation_id, **options), **self._config)

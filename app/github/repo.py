@@ -7,6 +7,7 @@ existing one). Responses are read as plain JSON so a dry run's stubbed writes pa
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,63 @@ class RepoClient:
         await self.ensure_labels(labels)
         await self.gh.rest.issues.async_add_labels(
             self.owner, self.name, number, data={"labels": [label.name for label in labels]}
+        )
+
+    # ---- contents and checks ---------------------------------------------------------------
+
+    async def branch_head(self, branch: str) -> str:
+        """The commit SHA a branch points at (one small request: the SHA media type)."""
+        response = await self.gh.arequest(
+            "GET",
+            f"/repos/{self.full_name}/commits/{branch}",
+            headers={"Accept": "application/vnd.github.sha"},
+        )
+        return str(response.text).strip()
+
+    async def file_text(self, path: str, ref: str) -> str | None:
+        """A file's text at `ref`, or None when it does not exist."""
+        try:
+            response = await self.gh.rest.repos.async_get_content(self.owner, self.name, path, ref=ref)
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                return None
+            raise
+        data = response.json()
+        if not isinstance(data, dict) or data.get("type") != "file":
+            return None
+        return base64.b64decode(data.get("content") or "").decode("utf-8", errors="replace")
+
+    async def check_run_exists(self, sha: str, name: str, title: str) -> bool:
+        """Whether a check run of this name and output title is already on the commit."""
+        response = await self.gh.rest.checks.async_list_for_ref(
+            self.owner, self.name, sha, check_name=name, per_page=100
+        )
+        runs = response.json().get("check_runs") or []
+        return any((run.get("output") or {}).get("title") == title for run in runs)
+
+    async def create_check_run(
+        self,
+        sha: str,
+        name: str,
+        *,
+        conclusion: str,
+        title: str,
+        summary: str,
+        annotations: list[dict[str, Any]] | None = None,
+    ) -> None:
+        output: dict[str, Any] = {"title": title[:255], "summary": summary[:65_000]}
+        if annotations:
+            output["annotations"] = annotations[:50]  # GitHub's limit per request
+        await self.gh.rest.checks.async_create(
+            self.owner,
+            self.name,
+            data={
+                "name": name,
+                "head_sha": sha,
+                "status": "completed",
+                "conclusion": conclusion,
+                "output": output,
+            },
         )
 
     # ---- reactions -------------------------------------------------------------------------

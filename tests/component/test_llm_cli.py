@@ -114,3 +114,17 @@ async def test_usage_command_reports_this_repository_only(harness: Harness) -> N
     assert "| `claude-opus-5-5` | 1 | 3,000 |" in reply["body"]
     assert "**$0.0600**" in reply["body"]
     assert "other/repo" not in reply["body"]
+
+
+def test_check_config_of_a_policy_file(app_env: dict[str, str], tmp_path: Path) -> None:
+    good = tmp_path / "autopack.yml"
+    good.write_text("_extends: .github\nfeedback:\n  label: fb\n")
+    result = CliRunner().invoke(main, ["check-config", str(good)], env=app_env)
+    assert result.exit_code == 0, result.output
+    assert "valid policy file" in result.output
+    assert "_extends" in result.output
+    bad = tmp_path / "autopack-bad.yml"
+    bad.write_text("feedback:\n  lable: fb\n")
+    result = CliRunner().invoke(main, ["check-config", str(bad)], env=app_env)
+    assert result.exit_code == 1
+    assert "line 2: feedback.lable: unknown key" in result.output
