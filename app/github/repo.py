@@ -15,6 +15,7 @@ from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
 from app.policy.commands import Permission, permission_from_api
+from app.policy.labels import LabelSpec
 
 MARKER_PREFIX = "autopack:"
 
@@ -22,13 +23,6 @@ MARKER_PREFIX = "autopack:"
 def marker(key: str) -> str:
     """The hidden HTML comment that identifies one of the bot's comments."""
     return f"<!-- {MARKER_PREFIX}{key} -->"
-
-
-@dataclass(frozen=True)
-class LabelSpec:
-    name: str
-    color: str  # six hex digits, no '#'
-    description: str
 
 
 @dataclass

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-from app.llm.sanitize import sanitize
 from app.llm.tokens import Counter
+from app.policy.sanitize import sanitize
 
 SECTION_OVERHEAD = 24  # delimiter lines and the truncation note, in tokens
 

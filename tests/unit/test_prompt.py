@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.llm.prompt import Section, build
-from app.llm.sanitize import sanitize
 from app.llm.tokens import counter_for
+from app.policy.sanitize import sanitize
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,48 @@
+"""DESIGN §2: policy/ is pure; web/ never reaches GitHub or a model."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[2] / "app"
+
+
+def imports(folder: str) -> list[tuple[str, str]]:
+    found = []
+    for path in (APP / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.append((path.name, node.module))
+            elif isinstance(node, ast.Import):
+                found.extend((path.name, alias.name) for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [
+        (
+            "policy",
+            (
+                "app.github",
+                "app.llm",
+                "app.inbox",
+                "app.web",
+                "app.flows",
+                "githubkit",
+                "httpx",
+                "openai",
+                "anthropic",
+                "psycopg",
+                "sqlite3",
+            ),
+        ),
+        ("web", ("app.llm", "openai", "anthropic", "githubkit")),
+    ],
+)
+def test_layer_imports(folder: str, forbidden: tuple[str, ...]) -> None:
+    bad = [(f, m) for f, m in imports(folder) if m.startswith(forbidden)]
+    assert bad == []
