@@ -222,3 +222,28 @@ async def _usage(ctx: CommandContext) -> str:
         )
     lines.append(f"| **total** | | | | | **${total:.4f}** |")
     return "\n".join(lines)
+
+
+@command(
+    "triage",
+    Permission.TRIAGE,
+    "Triage this issue now (again), even without the feedback label.",
+    author_allowed=True,
+)
+async def _triage(ctx: CommandContext) -> str:
+    issue = ctx.flow.payload.get("issue") or {}
+    if "pull_request" in issue:
+        return "Triage is for issues, not pull requests."
+    await ctx.flow.inbox.enqueue(
+        "triage",
+        ctx.subject,
+        args={
+            "forced": True,
+            "installation_id": ctx.flow.installation_id,
+            "repository": ctx.repo.full_name,
+            "default_branch": (ctx.flow.payload.get("repository") or {}).get("default_branch"),
+            "issue": issue,
+        },
+        dedupe_key=f"triage:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}",
+    )
+    return ""  # the triage comment is the answer

@@ -47,7 +47,12 @@ class FlowContext:
         if self.policies is None or self.installation_id is None:
             raise RuntimeError("this job has no installation to read a policy with")
         repo = await self.repo()
-        branch = str((self.payload.get("repository") or {}).get("default_branch") or "main")
+        repository = self.payload.get("repository")
+        branch = str(
+            (repository.get("default_branch") if isinstance(repository, dict) else None)
+            or self.payload.get("default_branch")
+            or "main"
+        )
         loaded = await self.policies.load(repo, self.installation_id, branch)
         if loaded.error is not None:
             await policy_loader.report(repo, loaded)

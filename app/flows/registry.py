@@ -53,10 +53,11 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every flow Autopack has. Importing here keeps `app.flows.registry` free of cycles."""
-    from app.flows import commands, config_check, installations
+    from app.flows import commands, config_check, installations, triage
 
     registry = Registry()
     registry.register(installations.FLOW)
     registry.register(commands.FLOW)
     registry.register(config_check.FLOW)
+    registry.register(triage.FLOW)
     return registry

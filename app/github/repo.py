@@ -74,10 +74,24 @@ class RepoClient:
                 return None
             page += 1
 
-    async def upsert_comment(self, number: int, key: str, body: str) -> int:
-        """Create the comment marked `key`, or edit it in place; never a second one."""
+    async def upsert_comment(
+        self, number: int, key: str, body: str, *, known_id: int | None = None, search: bool = True
+    ) -> int:
+        """Create the comment marked `key`, or edit it in place; never a second one.
+
+        `known_id`: the comment's id as recorded earlier (edited directly, found again if it was
+        deleted). `search=False`: the caller knows no such comment can exist yet (a first attempt
+        of a first triage), which saves listing the thread.
+        """
         text = f"{body.rstrip()}\n\n{marker(key)}"
-        existing = await self.find_marked_comment(number, key)
+        if known_id is not None:
+            try:
+                await self.gh.rest.issues.async_update_comment(self.owner, self.name, known_id, body=text)
+                return known_id
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:
+                    raise
+        existing = await self.find_marked_comment(number, key) if search or known_id else None
         if existing is None:
             created = await self.gh.rest.issues.async_create_comment(self.owner, self.name, number, body=text)
             return int(created.json().get("id") or 0)
@@ -89,15 +103,27 @@ class RepoClient:
 
     # ---- labels ----------------------------------------------------------------------------
 
+    async def label_names(self) -> set[str]:
+        """Every label of the repository (lower-cased: GitHub compares them so)."""
+        names: set[str] = set()
+        page = 1
+        while True:
+            response = await self.gh.rest.issues.async_list_labels_for_repo(
+                self.owner, self.name, per_page=100, page=page
+            )
+            batch = response.json()
+            names.update(str(label.get("name", "")).lower() for label in batch)
+            if len(batch) < 100:
+                return names
+            page += 1
+
     async def ensure_labels(self, labels: list[LabelSpec]) -> None:
-        """Create any missing label with its colour and description (existing ones are kept)."""
+        """Create any missing label with its colour and description (existing ones are kept).
+        One listing request; labels that exist cost nothing more."""
+        existing = await self.label_names()
         for label in labels:
-            try:
-                await self.gh.rest.issues.async_get_label(self.owner, self.name, label.name)
+            if label.name.lower() in existing:
                 continue
-            except RequestFailed as exc:
-                if exc.response.status_code != 404:
-                    raise
             try:
                 await self.gh.rest.issues.async_create_label(
                     self.owner,
@@ -174,6 +200,39 @@ class RepoClient:
                 "conclusion": conclusion,
                 "output": output,
             },
+        )
+
+    # ---- issues ----------------------------------------------------------------------------
+
+    async def open_issues_with_label(self, label: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recently updated open issues (not PRs) carrying `label`: number and title."""
+        response = await self.gh.rest.issues.async_list_for_repo(
+            self.owner, self.name, labels=label, state="open", sort="updated", per_page=min(limit, 100)
+        )
+        return [
+            {"number": int(i["number"]), "title": str(i.get("title") or "")}
+            for i in response.json()
+            if "pull_request" not in i
+        ]
+
+    async def top_level_dirs(self, ref: str) -> list[str]:
+        """The repository's top-level folders (the default areas of triage)."""
+        try:
+            response = await self.gh.rest.repos.async_get_content(self.owner, self.name, "", ref=ref)
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                return []
+            raise
+        entries = response.json()
+        if not isinstance(entries, list):
+            return []
+        return sorted(
+            str(e["name"]) for e in entries if e.get("type") == "dir" and not str(e["name"]).startswith(".")
+        )
+
+    async def close_as_duplicate(self, number: int) -> None:
+        await self.gh.rest.issues.async_update(
+            self.owner, self.name, number, data={"state": "closed", "state_reason": "duplicate"}
         )
 
     # ---- reactions -------------------------------------------------------------------------

@@ -137,6 +137,30 @@ MIGRATIONS.append(
     )
 )
 
+_TRIAGE = [
+    """CREATE TABLE triage_log (
+        id {id},
+        repository TEXT NOT NULL,
+        issue_number BIGINT NOT NULL,
+        author TEXT NOT NULL,
+        body_hash TEXT NOT NULL,
+        body TEXT,
+        comment_id BIGINT,
+        triaged_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX triage_log_issue ON triage_log (repository, issue_number, id)",
+    "CREATE INDEX triage_log_author ON triage_log (repository, author, triaged_at)",
+]
+
+MIGRATIONS.append(
+    Migration(
+        3,
+        "triage history (same-body skips, per-reporter rate limit, comment ids)",
+        sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _TRIAGE],
+        postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _TRIAGE],
+    )
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -489,6 +489,40 @@ class Inbox:
             )
         )
 
+    # ---- triage history --------------------------------------------------------------------
+
+    async def triage_history(
+        self, repository: str, issue_number: int, author: str, *, since: float
+    ) -> tuple[dict[str, Any] | None, int]:
+        """The last triage of this issue, and how many issues of `author` were triaged since."""
+
+        def op(tx: Tx) -> tuple[dict[str, Any] | None, int]:
+            last = tx.fetchone(
+                "SELECT body_hash, body, comment_id FROM triage_log WHERE repository = ? "
+                "AND issue_number = ? ORDER BY id DESC LIMIT 1",
+                (repository, issue_number),
+            )
+            count = tx.fetchone(
+                "SELECT COUNT(DISTINCT issue_number) AS n FROM triage_log WHERE repository = ? "
+                "AND author = ? AND triaged_at >= ?",
+                (repository, author, since),
+            )
+            return last, int(count["n"]) if count else 0
+
+        return await self.db.run(op)
+
+    async def record_triage(
+        self, repository: str, issue_number: int, author: str, body_hash: str, body: str, comment_id: int
+    ) -> None:
+        now = self.clock()
+        await self.db.run(
+            lambda tx: tx.execute(
+                "INSERT INTO triage_log (repository, issue_number, author, body_hash, body, comment_id,"
+                " triaged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (repository, issue_number, author, body_hash, body[:200_000], comment_id, now),
+            )
+        )
+
     # ---- installations ---------------------------------------------------------------------
 
     async def upsert_installation(

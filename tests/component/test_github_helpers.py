@@ -11,8 +11,9 @@ import respx
 from githubkit.cache import MemCacheStrategy
 
 from app.github.client import GitHubApp
-from app.github.repo import LabelSpec, RepoClient
+from app.github.repo import RepoClient
 from app.policy.commands import Permission
+from app.policy.labels import LabelSpec
 from tests.component.github_mock import API, TOKEN
 from tests.support import private_key_pem
 
@@ -40,16 +41,16 @@ def client(dry_run: list[str] | None = None) -> tuple[GitHubApp, RepoClient]:
     return app, RepoClient(app.installation(9, "octo-org/widgets"), "octo-org/widgets", "autopack[bot]")
 
 
-async def test_labels_are_created_once_with_colour_and_description(router: respx.MockRouter) -> None:
-    router.get(f"{REPO}/labels/autopack%3Atriaged").respond(200, json={"name": "autopack:triaged"})
-    router.get(f"{REPO}/labels/bug").respond(404, json={"message": "Not Found"})
+async def test_labels_are_listed_once_and_only_missing_ones_created(router: respx.MockRouter) -> None:
+    listing = router.get(f"{REPO}/labels").respond(200, json=[{"name": "Autopack:Triaged"}, {"name": "docs"}])
     create = router.post(f"{REPO}/labels").respond(201, json={"name": "bug"})
     add = router.post(f"{REPO}/issues/3/labels").respond(200, json=[])
     _, repo = client()
     await repo.add_labels(
         3, [LabelSpec("autopack:triaged", "0e8a16", "Triaged by Autopack"), LabelSpec("bug", "d73a4a", "Bug")]
     )
-    assert create.call_count == 1
+    assert listing.call_count == 1
+    assert create.call_count == 1  # "autopack:triaged" exists (GitHub compares names case-insensitively)
     assert json.loads(create.calls[0].request.content) == {
         "name": "bug",
         "color": "d73a4a",
@@ -59,7 +60,7 @@ async def test_labels_are_created_once_with_colour_and_description(router: respx
 
 
 async def test_label_created_concurrently_is_fine(router: respx.MockRouter) -> None:
-    router.get(f"{REPO}/labels/bug").respond(404, json={"message": "Not Found"})
+    router.get(f"{REPO}/labels").respond(200, json=[])
     router.post(f"{REPO}/labels").respond(422, json={"message": "Validation Failed"})
     _, repo = client()
     await repo.ensure_labels([LabelSpec("bug", "d73a4a", "Bug")])

@@ -69,8 +69,8 @@ def test_duplicate_delivery_changes_nothing(client: TestClient, service: Service
 
 
 def test_unhandled_event_is_recorded_and_ignored(client: TestClient, service: Service) -> None:
-    body = json.dumps(payload("issues", "labeled.payload.json")).encode()
-    response = post(client, "issues", body, "d-2")
+    body = json.dumps(payload("check_run", "completed.payload.json")).encode()
+    response = post(client, "check_run", body, "d-2")
     assert response.status_code == 202
     assert response.json()["status"] == "ignored"
     (row,) = stored(service)

@@ -1,0 +1,118 @@
+"""`issues.opened` / `issues.labeled` / `issues.edited` / `/autopack triage` → triage one feedback issue.
+
+read the policy → screen (no model yet) → list open feedback and areas → ask the analyst for an
+answer whose duplicates and area may only be what we listed → labels from the validated enums →
+one triage comment, edited in place on re-triage → record the triage (same-body skips, rate limit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import PermanentError
+from app.flows.context import FlowContext
+from app.flows.registry import Flow
+from app.llm.ledger import CallMeta
+from app.llm.prompt import Section
+from app.metrics import TRIAGE
+from app.policy import triage
+
+DAY = 86_400
+
+
+async def handle(ctx: FlowContext) -> None:
+    issue: dict[str, Any] = ctx.payload["issue"]
+    forced = bool(ctx.payload.get("forced"))
+    loaded = await ctx.policy()
+    policy = loaded.policy
+    repo = await ctx.repo()
+    number = int(issue["number"])
+    author = str((issue.get("user") or {}).get("login") or "")
+    last, today = await ctx.inbox.triage_history(
+        repo.full_name, number, author, since=ctx.inbox.clock() - DAY
+    )
+    history = triage.History(last["body_hash"] if last else None, last["body"] if last else None, today)
+    verdict = triage.screen(
+        issue,
+        action=ctx.action or "",
+        label=(ctx.payload.get("label") or {}).get("name"),
+        policy=policy,
+        history=history,
+        forced=forced,
+    )
+    if not verdict.run:
+        TRIAGE.labels(verdict.reason).inc()
+        ctx.log.info("triage skipped", issue=number, reason=verdict.reason)
+        return
+    if ctx.llm is None:
+        raise PermanentError("no LLM is configured")
+
+    others = [i for i in await repo.open_issues_with_label(policy.feedback.label) if i["number"] != number]
+    areas = dict(policy.feedback.areas) or {
+        d: [f"{d}/**"] for d in await repo.top_level_dirs(loaded.head_sha)
+    }
+    schema = triage.analysis_schema(sorted(areas), [i["number"] for i in others])
+    body = str(issue.get("body") or "")[: policy.feedback.max_body_chars]
+    answer = await ctx.llm.ask(
+        schema,
+        template="triage",
+        sections=[
+            Section("issue_title", str(issue.get("title") or "")),
+            Section("issue_body", body),
+            Section(
+                "areas", "\n".join(f"{name}: {', '.join(globs)}" for name, globs in sorted(areas.items()))
+            ),
+            Section("open_feedback", "\n".join(f"#{i['number']}: {i['title']}" for i in others) or "(none)"),
+        ],
+        call=CallMeta(
+            ctx.installation_id, repo.full_name, "triage", "analyst", "general", ctx.job.id, ctx.delivery_id
+        ),
+        role="analyst",
+        complexity="low",
+        values={"repository": repo.full_name},
+        max_output=1_200,
+    )
+    analysis = answer.value
+    await repo.add_labels(number, triage.labels_for(analysis))
+    comment = triage.render_comment(
+        analysis,
+        policy=policy,
+        model=answer.model,
+        tokens=answer.input_tokens + answer.output_tokens,
+        cost=answer.cost,
+        notes=answer.notes,
+    )
+    comment_id = await repo.upsert_comment(
+        number,
+        "triage",
+        comment,
+        known_id=int(last["comment_id"]) if last and last["comment_id"] else None,
+        search=last is not None or ctx.job.attempts > 1,  # a first attempt of a first triage: none yet
+    )
+    duplicates = list(getattr(analysis, "duplicates", []))
+    if duplicates and policy.feedback.close_duplicates:
+        await repo.close_as_duplicate(number)
+    await ctx.inbox.record_triage(
+        repo.full_name,
+        number,
+        author,
+        triage.body_hash(issue.get("body")),
+        str(issue.get("body") or ""),
+        comment_id,
+    )
+    TRIAGE.labels("triaged").inc()
+    ctx.log.info(
+        "triaged",
+        issue=number,
+        category=analysis.category,
+        severity=analysis.severity,
+        model=answer.model,
+        duplicates=duplicates,
+    )
+
+
+FLOW = Flow(
+    name="triage",
+    triggers=frozenset({("issues", "opened"), ("issues", "labeled"), ("issues", "edited")}),
+    handler=handle,
+)
