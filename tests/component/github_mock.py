@@ -24,7 +24,7 @@ class FakeThread:
     token_requests: list[dict[str, Any]] = field(default_factory=list)
 
     def install(self, router: respx.MockRouter, repo: str = "octo-org/widgets") -> None:
-        router.get(f"{API}/app").respond(200, json={"id": 12345, "slug": "autopack"})
+        router.get(f"{API}/app").mock(side_effect=self._app)
         router.post(url__regex=rf"{API}/app/installations/\d+/access_tokens").mock(side_effect=self._token)
         router.get(url__regex=rf"{API}/repos/{repo}/collaborators/(?P<user>[^/]+)/permission").mock(
             side_effect=self._permission
@@ -37,6 +37,11 @@ class FakeThread:
         router.patch(url__regex=rf"{API}/repos/{repo}/issues/comments/(?P<cid>\d+)").mock(
             side_effect=self._edit
         )
+
+    def _app(self, request: httpx.Request) -> httpx.Response:
+        if hasattr(self, "log"):
+            self.log.append(f"GET {request.url.path}")
+        return httpx.Response(200, json={"id": 12345, "slug": "autopack"})
 
     def _token(self, request: httpx.Request) -> httpx.Response:
         self.token_requests.append(json.loads(request.content or b"{}"))
@@ -87,3 +92,140 @@ class FakeThread:
 
     def bot_comments(self) -> list[dict[str, Any]]:
         return [c for c in self.comments if c["user"]["login"] == "autopack[bot]"]
+
+
+class FakeRepo(FakeThread):
+    """A whole repository for flow tests: the issue thread plus labels, issues, files, check runs.
+
+    Every request is recorded in `log` as "METHOD path", so tests and the GitHub-calls benchmark
+    can count them.
+    """
+
+    def __init__(self, repo: str = "octo-org/widgets", **kw: Any) -> None:
+        super().__init__(**kw)
+        self.repo = repo
+        self.head = "c0ffee" + "0" * 34
+        self.files: dict[tuple[str, str], str] = {}
+        self.dirs = ["app", "docs", "web"]
+        self.labels: dict[str, dict[str, Any]] = {}
+        self.issue_labels: dict[int, list[str]] = {}
+        self.open_issues: list[dict[str, Any]] = []
+        self.check_runs: list[dict[str, Any]] = []
+        self.closed: list[int] = []
+        self.log: list[str] = []
+
+    def install(self, router: respx.MockRouter, repo: str | None = None) -> None:
+        repo = repo or self.repo
+        base = rf"{API}/repos/(?P<full>[^/]+/[^/]+)"
+        router.get(url__regex=rf"{base}/commits/[^/?]+$").mock(side_effect=self._head)
+        router.get(url__regex=rf"{base}/contents/(?P<path>[^?]*)").mock(side_effect=self._content)
+        router.get(url__regex=rf"{base}/contents\?").mock(
+            side_effect=lambda r, full: self._content(r, full, "")
+        )
+        router.get(url__regex=rf"{base}/labels").mock(side_effect=self._list_labels)
+        router.post(url__regex=rf"{base}/labels$").mock(side_effect=self._create_label)
+        router.post(url__regex=rf"{base}/issues/(?P<n>\d+)/labels").mock(side_effect=self._add_labels)
+        router.get(url__regex=rf"{base}/issues\?").mock(side_effect=self._list_issues)
+        router.patch(url__regex=rf"{base}/issues/(?P<n>\d+)$").mock(side_effect=self._update_issue)
+        router.get(url__regex=rf"{base}/commits/\w+/check-runs").mock(side_effect=self._list_runs)
+        router.post(url__regex=rf"{base}/check-runs").mock(side_effect=self._create_run)
+        super().install(router, repo)
+        router.route().mock(side_effect=self._unexpected)
+
+    def _unexpected(self, request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"unexpected request {request.method} {request.url}")
+
+    def _note(self, request: httpx.Request) -> None:
+        self.log.append(f"{request.method} {request.url.path}")
+
+    def _head(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        return httpx.Response(200, text=self.head)
+
+    def _content(self, request: httpx.Request, full: str, path: str) -> httpx.Response:
+        import base64
+
+        self._note(request)
+        if path == "":
+            return httpx.Response(
+                200,
+                json=[{"name": d, "type": "dir", "path": d} for d in self.dirs]
+                + [{"name": "README.md", "type": "file", "path": "README.md"}],
+            )
+        text = self.files.get((full, path))
+        if text is None:
+            return httpx.Response(404, json={"message": "Not Found"})
+        return httpx.Response(
+            200,
+            json={
+                "type": "file",
+                "path": path,
+                "encoding": "base64",
+                "content": base64.b64encode(text.encode()).decode(),
+            },
+        )
+
+    def _list_labels(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        return httpx.Response(200, json=list(self.labels.values()))
+
+    def _create_label(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        label = json.loads(request.content)
+        if label["name"].lower() in {n.lower() for n in self.labels}:
+            return httpx.Response(422, json={"message": "Validation Failed"})
+        self.labels[label["name"]] = label
+        return httpx.Response(201, json=label)
+
+    def _add_labels(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        current = self.issue_labels.setdefault(int(n), [])
+        for name in json.loads(request.content)["labels"]:
+            if name not in current:
+                current.append(name)
+        return httpx.Response(200, json=[{"name": name} for name in current])
+
+    def _list_issues(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        wanted = request.url.params.get("labels")
+        return httpx.Response(200, json=[i for i in self.open_issues if wanted in i.get("labels", [wanted])])
+
+    def _update_issue(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        if json.loads(request.content).get("state") == "closed":
+            self.closed.append(int(n))
+        return httpx.Response(200, json={"number": int(n)})
+
+    def _list_runs(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        return httpx.Response(200, json={"total_count": len(self.check_runs), "check_runs": self.check_runs})
+
+    def _create_run(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        self.check_runs.append(json.loads(request.content))
+        return httpx.Response(201, json={"id": len(self.check_runs)})
+
+    # the thread's own routes, recorded too
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
+        return super()._token(request)
+
+    def _permission(self, request: httpx.Request, user: str) -> httpx.Response:
+        self._note(request)
+        return super()._permission(request, user)
+
+    def _react(self, request: httpx.Request, cid: str) -> httpx.Response:
+        self._note(request)
+        return super()._react(request, cid)
+
+    def _list(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
+        return super()._list(request)
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
+        return super()._create(request)
+
+    def _edit(self, request: httpx.Request, cid: str) -> httpx.Response:
+        self._note(request)
+        return super()._edit(request, cid)

@@ -15,6 +15,10 @@ from app.flows.registry import default_registry
 from app.github.client import GitHubApp
 from app.inbox.models import Job, NewDelivery
 from app.inbox.store import Inbox
+from app.llm.config import builtin_catalogue, load_routing
+from app.llm.ledger import Ledger
+from app.llm.providers import AnthropicProvider, OpenAIProvider
+from app.llm.service import LLM
 from app.policy.subjects import installation_id, repository_name, subject_key
 from app.settings import Settings
 from tests.component.github_mock import API
@@ -34,13 +38,23 @@ class Harness:
         self.inbox.db.run_sync(__import__("app.inbox.schema", fromlist=["migrate"]).migrate)
         self.github = GitHubApp(12345, private_key_pem(), base_url=API, cache_strategy=MemCacheStrategy())
         self.registry = default_registry()
-        self.dispatcher = Dispatcher(self.registry, self.inbox, self.github, self.settings)
+        # The real LLM layer; its HTTP calls are whatever respx answers (tests/component/llm_mock.py).
+        self.llm = LLM(
+            load_routing(),
+            builtin_catalogue(),
+            {
+                "openai": OpenAIProvider("sk-test-0000000000000000", None, 10),
+                "anthropic": AnthropicProvider("sk-ant-test-000000000000", None, 10),
+            },
+            Ledger(self.inbox.db),
+        )
+        self.dispatcher = Dispatcher(self.registry, self.inbox, self.github, self.settings, self.llm)
 
-    async def deliver(self, event: str, payload: dict[str, Any]) -> list[Job]:
-        """Record like the receiver does; returns the jobs created (none if ignored)."""
-        delivery_id = str(uuid.uuid4())
+    async def deliver(self, event: str, payload: dict[str, Any], delivery_id: str | None = None) -> list[Job]:
+        """Record like the receiver does; returns the jobs created (none if ignored or a duplicate)."""
+        delivery_id = delivery_id or str(uuid.uuid4())
         flows = self.registry.flows_for(event, payload.get("action"), payload)
-        await self.inbox.record_delivery(
+        status = await self.inbox.record_delivery(
             NewDelivery(
                 delivery_id,
                 event,
@@ -55,6 +69,8 @@ class Harness:
             flows,
             max_attempts=3,
         )
+        if status == "duplicate":
+            return []
         return await self.inbox.jobs_for_delivery(delivery_id)
 
     async def run_next(self) -> Job:
