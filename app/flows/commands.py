@@ -144,7 +144,7 @@ async def handle(ctx: FlowContext) -> None:
     if not parsed:
         return
     repo = await ctx.repo()
-    if author.get("login") == repo.bot_login:
+    if author.get("login") == await repo.bot_login():
         return
     login = str(author["login"])
     number = int(payload["issue"]["number"])

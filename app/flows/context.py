@@ -39,7 +39,7 @@ class FlowContext:
         if self.github is None or self.installation_id is None or self.repository is None:
             raise RuntimeError("this job has no installation or repository to act on")
         client = self.github.installation(self.installation_id, self.repository)
-        return RepoClient(client, self.repository, await self.github.bot_login())
+        return RepoClient(client, self.repository, self.github.bot_login)
 
     async def policy(self) -> LoadedPolicy:
         """The repository's `.github/autopack.yml` (or the defaults); an invalid file is reported

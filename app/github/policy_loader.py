@@ -82,7 +82,7 @@ class PolicyLoader:
         client = self.github.installation(
             installation_id, f"{target.owner}/{target.repo}", permissions={"contents": "read"}
         )
-        other = RepoClient(client, f"{target.owner}/{target.repo}", repo.bot_login)
+        other = RepoClient(client, f"{target.owner}/{target.repo}", repo.login)
         try:
             base_text = await other.file_text(target.path, "HEAD")
         except RequestFailed as exc:

@@ -8,6 +8,7 @@ existing one). Responses are read as plain JSON so a dry run's stubbed writes pa
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +26,19 @@ def marker(key: str) -> str:
     return f"<!-- {MARKER_PREFIX}{key} -->"
 
 
+LoginSource = str | Callable[[], Awaitable[str]]
+
+
 @dataclass
 class RepoClient:
     gh: GitHub[Any]
     full_name: str
-    bot_login: str
+    login: LoginSource  # the App's `<slug>[bot]`, or how to get it (asked only when needed)
+
+    async def bot_login(self) -> str:
+        if not isinstance(self.login, str):
+            self.login = await self.login()
+        return self.login
 
     @property
     def owner(self) -> str:
@@ -60,6 +69,7 @@ class RepoClient:
     async def find_marked_comment(self, number: int, key: str) -> dict[str, Any] | None:
         """The bot's own comment on an issue or PR that carries the marker `key`."""
         tag = marker(key)
+        bot = await self.bot_login()
         page = 1
         while True:
             response = await self.gh.rest.issues.async_list_comments(
@@ -68,7 +78,7 @@ class RepoClient:
             comments = response.json()
             for comment in comments:
                 login = (comment.get("user") or {}).get("login")
-                if login == self.bot_login and tag in (comment.get("body") or ""):
+                if login == bot and tag in (comment.get("body") or ""):
                     return dict(comment)
             if len(comments) < 100:
                 return None
