@@ -16,6 +16,7 @@ from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
 from app.metrics import TRIAGE
 from app.policy import triage
+from app.policy.commands import is_bot
 
 DAY = 86_400
 
@@ -111,8 +112,21 @@ async def handle(ctx: FlowContext) -> None:
     )
 
 
+def accepts(payload: dict[str, Any]) -> bool:
+    """Receiver-side filter (the label's name is the repository's policy, read in the flow): an
+    open issue by a human that carries at least one label can be feedback; others cannot."""
+    issue = payload.get("issue") or {}
+    user = issue.get("user") or {}
+    return (
+        bool(issue.get("labels"))
+        and issue.get("state") == "open"
+        and not is_bot(user.get("login"), user.get("type"))
+    )
+
+
 FLOW = Flow(
     name="triage",
     triggers=frozenset({("issues", "opened"), ("issues", "labeled"), ("issues", "edited")}),
     handler=handle,
+    accepts=accepts,
 )

@@ -160,16 +160,30 @@ async def test_non_feedback_label_does_nothing(
     assert 7 not in repo.issue_labels
 
 
-@pytest.mark.parametrize(
-    ("changes", "reason"), [({"state": "closed"}, "closed"), ({"author": "ci[bot]"}, "bot")]
-)
-async def test_closed_issues_and_bots_are_not_triaged(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter], changes: dict[str, str], reason: str
+@pytest.mark.parametrize("changes", [{"state": "closed"}, {"author": "ci[bot]"}, {"labels": ()}])
+async def test_closed_bot_and_unlabelled_issues_never_become_jobs(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter], changes: dict[str, Any]
 ) -> None:
     repo, router = github
-    await harness.deliver("issues", issue_event(**changes))  # type: ignore[arg-type]
+    assert await harness.deliver("issues", issue_event(**changes)) == []
+    assert router.calls.call_count == 0
+    assert repo.bot_comments() == []
+
+
+async def test_the_flow_screens_a_closed_issue_itself(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    """Defence in depth: a job that reached the queue anyway (a retry, a command) still screens."""
+    repo, router = github
+    (job,) = await harness.deliver("issues", issue_event())
+    closed = issue_event(state="closed")
+    await harness.inbox.db.run(
+        lambda tx: tx.execute(
+            "UPDATE deliveries SET payload = ? WHERE id = ?", (json.dumps(closed).encode(), job.delivery_id)
+        )
+    )
     await harness.run_next()
-    assert not [c for c in router.calls if c.request.url == OPENAI], reason
+    assert not [c for c in router.calls if c.request.url == OPENAI]
     assert repo.bot_comments() == []
 
 
