@@ -126,6 +126,7 @@ _USAGE = [
     "CREATE INDEX llm_usage_week_installation ON llm_usage (week, installation_id)",
     "CREATE INDEX llm_usage_week_repository ON llm_usage (week, repository)",
     "CREATE INDEX llm_usage_created ON llm_usage (created_at)",
+    "CREATE INDEX llm_usage_job ON llm_usage (job_id)",  # the per-job call cap
 ]
 
 MIGRATIONS.append(

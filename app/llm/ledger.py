@@ -142,6 +142,13 @@ class Ledger:
             raise BudgetExceeded(scope if scope != "provider" else provider, cap, used, next_week_start(now))
         return result
 
+    async def calls_for_job(self, job_id: int) -> int:
+        """LLM calls made for one job, across all its attempts."""
+        row = await self.db.run(
+            lambda tx: tx.fetchone("SELECT COUNT(*) AS n FROM llm_usage WHERE job_id = ?", (job_id,))
+        )
+        return int(row["n"]) if row else 0
+
     async def settle(
         self,
         reservation: int,

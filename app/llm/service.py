@@ -44,6 +44,7 @@ TASK_INPUT_BUDGET = {
     "build": 60_000,
 }
 DEFAULT_CONTEXT = 128_000  # for models the catalogue does not know
+MAX_CALLS_PER_JOB = 24  # across all attempts of one job (a repair round and fallbacks count)
 
 
 class LLMError(Exception):
@@ -53,6 +54,11 @@ class LLMError(Exception):
 class StructuredOutputError(LLMError, PermanentError):
     """The model's answer did not fit the schema, even after a repair round. Permanent: retrying
     the job would spend the same tokens on the same failure; the flow reports it instead."""
+
+
+class CallCapExceeded(LLMError, PermanentError):
+    """A job asked for more model calls than one job may make (DESIGN §5.8): a loop, or a flow
+    manipulated into spending the budget. Permanent: retrying would do the same."""
 
 
 class NoModelAvailable(LLMError):
@@ -132,7 +138,9 @@ class LLM:
         ledger: Ledger,
         *,
         clock: Callable[[], float] = time.time,
+        max_calls_per_job: int = MAX_CALLS_PER_JOB,
     ) -> None:
+        self.max_calls_per_job = max_calls_per_job
         self.routing = routing
         self.catalogue = catalogue
         self.providers = providers
@@ -174,6 +182,8 @@ class LLM:
         values: Mapping[str, str] | None = None,
         max_output: int = 4_096,
     ) -> Answer[T]:
+        if call.job_id is not None and await self.ledger.calls_for_job(call.job_id) >= self.max_calls_per_job:
+            raise CallCapExceeded(f"job {call.job_id} reached {self.max_calls_per_job} LLM calls")
         today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
         chosen = route(
             self.routing,

@@ -445,3 +445,19 @@ def test_schema_failure_is_permanent_and_outage_is_not() -> None:
 
     assert issubclass(StructuredOutputError, PermanentError)
     assert not issubclass(NoModelAvailable, PermanentError)
+
+
+async def test_calls_per_job_are_capped(ledger: Ledger, http: respx.MockRouter) -> None:
+    from app.errors import PermanentError
+    from app.llm.service import CallCapExceeded
+
+    http.post(OPENAI).mock(return_value=openai_answer(GOOD, "gpt-6.2-sol"))
+    llm = make_llm(ledger)
+    llm.max_calls_per_job = 2
+    await ask(llm)
+    await ask(llm)
+    with pytest.raises(CallCapExceeded, match="job 3 reached 2 LLM calls") as info:
+        await ask(llm)  # CALL carries job_id 3
+    assert isinstance(info.value, PermanentError)
+    other_job = CallMeta(7, "o/r", "triage", "analyst", "general", job_id=4)
+    assert (await ask(llm, call=other_job)).value.category == "bug"
