@@ -46,6 +46,14 @@ class Proposals(_Section):
 
 class Audit(_Section):
     enabled: bool = True
+    auto: Literal["bot_prs", "all", "off"] = "bot_prs"  # which PRs are audited without being asked
+    min_severity: Literal["critical", "high", "medium", "low", "info"] = "low"
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    max_line_comments: int = Field(default=10, ge=0, le=50)
+    categories: dict[
+        Literal["security_auth_change", "schema_contract_change", "external_feature_reuse", "docs", "tests"],
+        list[str],
+    ] = Field(default_factory=dict)  # extra path globs per category
 
 
 class Dependabot(_Section):
