@@ -42,6 +42,7 @@ GITHUB_RATE_REMAINING = Gauge(
 LEASES_RECLAIMED = Counter(
     "autopack_leases_reclaimed_total", "Running jobs whose lease expired and were taken back"
 )
+AUDITS = Counter("autopack_audits_total", "Audits by verdict, or why one was skipped", ["outcome"])
 TRIAGE = Counter("autopack_triage_total", "Triage outcomes: triaged, or why it was skipped", ["outcome"])
 SCREENED = Counter("autopack_commands_total", "Slash commands by command and outcome", ["command", "outcome"])
 

@@ -247,3 +247,22 @@ async def _triage(ctx: CommandContext) -> str:
         dedupe_key=f"triage:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}",
     )
     return ""  # the triage comment is the answer
+
+
+@command("audit", Permission.WRITE, "Audit this pull request now: findings as a review and a check run.")
+async def _audit(ctx: CommandContext) -> str:
+    if "pull_request" not in (ctx.flow.payload.get("issue") or {}):
+        return "`/autopack audit` works on pull requests."
+    await ctx.flow.inbox.enqueue(
+        "audit",
+        ctx.subject,
+        args={
+            "forced": True,
+            "installation_id": ctx.flow.installation_id,
+            "repository": ctx.repo.full_name,
+            "default_branch": (ctx.flow.payload.get("repository") or {}).get("default_branch"),
+            "number": ctx.number,
+        },
+        dedupe_key=f"audit:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}",
+    )
+    return ""  # the review and the check run are the answer

@@ -41,6 +41,9 @@ class FlowContext:
         client = self.github.installation(self.installation_id, self.repository)
         return RepoClient(client, self.repository, self.github.bot_login)
 
+    def llm_has(self, task: str, role: str, complexity: str, category: str) -> bool:
+        return self.llm is not None and self.llm.has_role(task, role, complexity, category)  # type: ignore[arg-type]
+
     async def policy(self) -> LoadedPolicy:
         """The repository's `.github/autopack.yml` (or the defaults); an invalid file is reported
         as a check run on the default branch's head, and the defaults apply."""

@@ -53,11 +53,12 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every flow Autopack has. Importing here keeps `app.flows.registry` free of cycles."""
-    from app.flows import commands, config_check, installations, triage
+    from app.flows import audit, commands, config_check, installations, triage
 
     registry = Registry()
     registry.register(installations.FLOW)
     registry.register(commands.FLOW)
     registry.register(config_check.FLOW)
     registry.register(triage.FLOW)
+    registry.register(audit.FLOW)
     return registry

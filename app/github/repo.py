@@ -196,11 +196,12 @@ class RepoClient:
         title: str,
         summary: str,
         annotations: list[dict[str, Any]] | None = None,
-    ) -> None:
+    ) -> int:
+        """A completed check run; at most 50 annotations (add more with `annotate_check_run`)."""
         output: dict[str, Any] = {"title": title[:255], "summary": summary[:65_000]}
         if annotations:
             output["annotations"] = annotations[:50]  # GitHub's limit per request
-        await self.gh.rest.checks.async_create(
+        response = await self.gh.rest.checks.async_create(
             self.owner,
             self.name,
             data={
@@ -211,6 +212,62 @@ class RepoClient:
                 "output": output,
             },
         )
+        return int(response.json().get("id") or 0)
+
+    async def annotate_check_run(
+        self, check_run_id: int, *, title: str, summary: str, annotations: list[dict[str, Any]]
+    ) -> None:
+        """Further annotations (GitHub appends them; 50 per request)."""
+        await self.gh.rest.checks.async_update(
+            self.owner,
+            self.name,
+            check_run_id,
+            data={
+                "output": {"title": title[:255], "summary": summary[:65_000], "annotations": annotations[:50]}
+            },
+        )
+
+    # ---- pull requests ---------------------------------------------------------------------
+
+    async def _pages(self, path: str, *, limit: int) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        page = 1
+        while len(items) < limit:
+            response = await self.gh.arequest(
+                "GET", f"/repos/{self.full_name}/{path}", params={"per_page": 100, "page": page}
+            )
+            batch = response.json()
+            items.extend(batch)
+            if len(batch) < 100:
+                break
+            page += 1
+        return items[:limit]
+
+    async def pull(self, number: int) -> dict[str, Any]:
+        response = await self.gh.rest.pulls.async_get(self.owner, self.name, number)
+        return dict(response.json())
+
+    async def pull_files(self, number: int) -> list[dict[str, Any]]:
+        """Every changed file with its patch (GitHub lists at most 3,000)."""
+        return await self._pages(f"pulls/{number}/files", limit=3_000)
+
+    async def pull_commits(self, number: int) -> list[dict[str, Any]]:
+        return await self._pages(f"pulls/{number}/commits", limit=250)
+
+    async def reviews(self, number: int) -> list[dict[str, Any]]:
+        return await self._pages(f"pulls/{number}/reviews", limit=1_000)
+
+    async def comment_review(
+        self, number: int, commit_id: str, body: str, comments: list[dict[str, Any]]
+    ) -> int:
+        """A review of type COMMENT: the bot never approves and never requests changes."""
+        response = await self.gh.rest.pulls.async_create_review(
+            self.owner,
+            self.name,
+            number,
+            data={"commit_id": commit_id, "body": body, "event": "COMMENT", "comments": comments},
+        )
+        return int(response.json().get("id") or 0)
 
     # ---- issues ----------------------------------------------------------------------------
 

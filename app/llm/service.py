@@ -147,6 +147,20 @@ class LLM:
         self.ledger = ledger
         self.clock = clock
 
+    def has_role(self, task: str, role: Role, complexity: Complexity, category: str) -> bool:
+        """Whether the routing names a model for this role (a secondary auditor is optional)."""
+        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
+        chosen = route(
+            self.routing,
+            self.catalogue,
+            task=task,
+            role=role,
+            complexity=complexity,
+            category=category,
+            today=today,
+        )
+        return chosen is not None
+
     def _caps(self, provider: str, call: CallMeta) -> Caps:
         quota = self.routing.provider_quotas.get(provider)  # type: ignore[call-overload]
         budgets = self.routing.budgets

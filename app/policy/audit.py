@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -295,3 +296,47 @@ def annotation_batches(findings: list[Finding]) -> list[list[dict[str, object]]]
 
 def check_conclusion(verdict: Verdict) -> str:
     return {"approve": "success", "comment": "neutral", "block": "failure"}[verdict]
+
+
+# ---- instructions aimed at the reviewer --------------------------------------------------------
+
+_AIMED_AT_REVIEWER = re.compile(
+    r"\b(ai|llm|gpt|claude|copilot|autopack|automated|bot|model)\b[\s\w-]{0,20}?"
+    r"\b(reviewers?|auditors?|reviews?|assistants?)\b",
+    re.IGNORECASE,
+)
+_ORDER = re.compile(
+    r"\b(approve|lgtm|ignore|disregard|do not (?:report|flag|comment)|don't (?:report|flag)|"
+    r"no (?:issues|findings)|mark (?:this|it) (?:as )?safe|skip (?:this|the) (?:file|review))\b",
+    re.IGNORECASE,
+)
+
+
+def reviewer_instructions(files: list[FileDiff]) -> list[Finding]:
+    """Added lines that tell an automated reviewer what to conclude: always a finding, found by
+    code, so no model can be talked out of reporting them."""
+    found: list[Finding] = []
+    for diff in files:
+        for hunk in diff.hunks:
+            line_no = int(hunk.header.split("+", 1)[1].split(",", 1)[0].split(" ", 1)[0])
+            for raw in hunk.lines:
+                if raw.startswith("+") and _AIMED_AT_REVIEWER.search(raw) and _ORDER.search(raw):
+                    quote = " ".join(raw[1:].split())[:120]
+                    found.append(
+                        Finding(
+                            severity="medium",
+                            path=diff.path,
+                            start_line=line_no,
+                            end_line=line_no,
+                            title="Instruction aimed at an automated reviewer",
+                            explanation=(
+                                f"This line tells an automated reviewer what to conclude (`{quote}`). "
+                                "Autopack treats it as data, not as an order; a person should check why "
+                                "it is in the change."
+                            ),
+                            confidence=1.0,
+                        )
+                    )
+                if not raw.startswith("-"):
+                    line_no += 1
+    return found

@@ -85,7 +85,7 @@ def test_signed_real_payloads_are_accepted(
     try:
         cases = [
             ("issues", payload("issues", "opened.payload.json"), "queued"),
-            ("pull_request", payload("pull_request", "opened.payload.json"), "ignored"),
+            ("pull_request", payload("pull_request", "opened.payload.json"), "queued"),
             ("push", payload("push"), "ignored"),
             ("installation", payload("installation", "created.payload.json"), "queued"),
             ("issue_comment", comment_payload("/autopack help"), "queued"),

@@ -1,0 +1,227 @@
+"""`pull_request` opened / synchronize / reopened / ready_for_review, or `/autopack audit` → one audit.
+
+policy (`audit.auto`: bot_prs | all | off) → one review per head commit (skip a head already audited)
+→ files and patches (paginated), commits → categories, complexity, risk (code) → the routed auditor,
+and the secondary auditor where the routing names one (the stricter verdict wins) → floors, code
+-found reviewer instructions, findings not already reported → a COMMENT review (line comments only
+on lines the diff shows) and the "Autopack audit" check run with batched annotations.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.flows.context import FlowContext
+from app.flows.registry import Flow
+from app.llm.ledger import CallMeta
+from app.llm.prompt import Section
+from app.llm.router import Role
+from app.llm.service import TASK_INPUT_BUDGET, Answer
+from app.llm.tokens import counter_for
+from app.metrics import AUDITS
+from app.policy import audit
+from app.policy.diff import fit, from_api
+
+CHECK_NAME = "Autopack audit"
+_MARKER = re.compile(r"<!-- autopack:audit:(?P<sha>[0-9a-f]{7,40})(?: fp=(?P<fps>[0-9a-f,]*))? -->")
+PROMPT_OVERHEAD = 3_000  # system rules, task, PR title/body and commits: the diff gets the rest
+
+
+def accepts(payload: dict[str, Any]) -> bool:
+    """Open, non-draft pull requests (a draft is audited when it is marked ready for review)."""
+    pr = payload.get("pull_request") or {}
+    return pr.get("state") == "open" and not pr.get("draft", False)
+
+
+async def handle(ctx: FlowContext) -> None:
+    repo = await ctx.repo()
+    forced = bool(ctx.payload.get("forced"))
+    pr = ctx.payload.get("pull_request") or await repo.pull(int(ctx.payload["number"]))
+    number = int(pr["number"])
+    policy = (await ctx.policy()).policy
+    if not forced:
+        author = (pr.get("user") or {}).get("login")
+        if policy.audit.auto == "off" or not policy.audit.enabled:
+            AUDITS.labels("skipped_policy").inc()
+            return
+        if policy.audit.auto == "bot_prs" and author != await repo.bot_login():
+            AUDITS.labels("skipped_not_ours").inc()
+            return
+    head = str(pr["head"]["sha"])
+    bot = await repo.bot_login()
+    reported: set[str] = set()
+    for review in await repo.reviews(number):
+        if (review.get("user") or {}).get("login") != bot:
+            continue
+        match = _MARKER.search(review.get("body") or "")
+        if match is None:
+            continue
+        if head.startswith(match["sha"]) or review.get("commit_id") == head:
+            AUDITS.labels("skipped_already_audited").inc()
+            ctx.log.info("head already audited", pr=number, head=head)
+            return
+        reported.update(fp for fp in (match["fps"] or "").split(",") if fp)
+
+    files = from_api(await repo.pull_files(number))
+    extra: dict[str, list[str]] = {str(k): list(v) for k, v in policy.audit.categories.items()}
+    found = audit.categories(files, extra)
+    level = audit.complexity(files, found)
+    score = audit.risk(files, found)
+    category = audit.primary_category(found)
+    fitted = fit(
+        files,
+        budget_tokens=TASK_INPUT_BUDGET["audit"] - PROMPT_OVERHEAD,
+        count=counter_for("anthropic").count,  # the conservative estimate fits every auditor
+        priority=lambda f: audit.priority(f, extra),
+    )
+    commits = await repo.pull_commits(number)
+    sections = [
+        Section("pr_title", str(pr.get("title") or "")),
+        Section("pr_body", str(pr.get("body") or "")[:4_000]),
+        Section(
+            "commit_messages",
+            "\n".join(
+                str((c.get("commit") or {}).get("message") or "").splitlines()[0][:200] for c in commits[:50]
+            ),
+        ),
+        Section("diff", fitted.text),
+        Section("not_shown", "\n".join((*fitted.summarised, *fitted.omitted)) or "(nothing)"),
+    ]
+
+    answers: list[tuple[str, Answer[audit.AuditAnswer]]] = []
+    roles: tuple[Role, ...] = ("auditor", "secondary_auditor")
+    for role in roles:
+        if role == "secondary_auditor" and not ctx.llm_has("audit", role, level, category):
+            continue
+        assert ctx.llm is not None
+        answer = await ctx.llm.ask(
+            audit.AuditAnswer,
+            template="audit",
+            sections=sections,
+            call=CallMeta(
+                ctx.installation_id, repo.full_name, "audit", role, category, ctx.job.id, ctx.delivery_id
+            ),
+            role=role,
+            complexity=level,
+            values={"repository": repo.full_name},
+            max_output=4_000,
+        )
+        answers.append((role, answer))
+
+    verdict, disagreement = audit.consensus(
+        answers[0][1].value.verdict, answers[1][1].value.verdict if len(answers) > 1 else None
+    )
+    floors = audit.Floors(
+        policy.audit.min_severity, policy.audit.min_confidence, policy.audit.max_line_comments
+    )
+    by_print: dict[str, audit.Finding] = {}
+    for finding in [*audit.reviewer_instructions(files), *(f for _, a in answers for f in a.value.findings)]:
+        by_print.setdefault(audit.fingerprint(finding), finding)
+    kept = audit.keep(list(by_print.values()), floors)
+    fresh = audit.new_findings(kept, reported)
+    placed = audit.place(fresh, files, floors)
+
+    summary = _summary(
+        head,
+        verdict,
+        disagreement,
+        score,
+        found,
+        level,
+        answers,
+        placed,
+        fitted.omitted,
+        fitted.summarised,
+        len(kept) - len(fresh),
+    )
+    marker = (
+        f"<!-- autopack:audit:{head} fp={','.join(sorted({*reported, *map(audit.fingerprint, fresh)}))} -->"
+    )
+    comments = [_line_comment(f) for f in placed.line_comments]
+    await repo.comment_review(number, head, f"{summary}\n\n{marker}", comments)
+    batches = audit.annotation_batches(list(fresh))
+    title = f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}"
+    run_id = await repo.create_check_run(
+        head,
+        CHECK_NAME,
+        conclusion=audit.check_conclusion(verdict),
+        title=title,
+        summary=summary,
+        annotations=batches[0] if batches else None,
+    )
+    for batch in batches[1:]:
+        await repo.annotate_check_run(run_id, title=title, summary=summary, annotations=batch)
+    AUDITS.labels(verdict).inc()
+    ctx.log.info("audited", pr=number, head=head, verdict=verdict, risk=score.score, findings=len(fresh))
+
+
+def _line_comment(finding: audit.Finding) -> dict[str, Any]:
+    comment: dict[str, Any] = {
+        "path": finding.path,
+        "line": finding.end_line,
+        "side": "RIGHT",
+        "body": audit.comment_body(finding),
+    }
+    if finding.end_line > finding.start_line:
+        comment.update(start_line=finding.start_line, start_side="RIGHT")
+    return comment
+
+
+def _summary(
+    head: str,
+    verdict: str,
+    disagreement: str | None,
+    score: audit.Risk,
+    found: tuple[str, ...],
+    level: str,
+    answers: list[tuple[str, Answer[audit.AuditAnswer]]],
+    placed: audit.Placement,
+    omitted: tuple[str, ...],
+    summarised: tuple[str, ...],
+    repeated: int,
+) -> str:
+    lines = [
+        f"**Autopack audit** of `{head[:7]}`: **{verdict}** · risk **{score.score}/100** "
+        f"· complexity {level}",
+        f"Categories: {', '.join(found)}",
+    ]
+    if disagreement:
+        lines += ["", disagreement]
+    if placed.in_summary:
+        lines += ["", "Findings outside the lines this diff shows:"]
+        lines += [
+            f"- **{f.severity}** `{f.path}:{f.start_line}` {f.title}: {' '.join(f.explanation.split())[:300]}"
+            for f in placed.in_summary
+        ]
+    if not placed.line_comments and not placed.in_summary:
+        lines += ["", "No new findings."]
+    if repeated:
+        lines += [
+            "",
+            f"{repeated} finding{'s' if repeated != 1 else ''} reported on an earlier commit still apply.",
+        ]
+    details = [f"- {reason}" for reason in score.reasons]
+    for role, answer in answers:
+        details.append(
+            f"- {role.replace('_', ' ')}: `{answer.model}` ({answer.value.verdict}, confidence "
+            f"{answer.value.confidence:.0%}), {answer.input_tokens + answer.output_tokens:,} tokens, "
+            f"${answer.cost:.4f}"
+        )
+        details += [f"- {note}" for note in answer.notes]
+    if omitted:
+        details.append("- not audited, to fit the budget: " + "; ".join(omitted))
+    if summarised:
+        details.append("- summarised, not sent: " + "; ".join(summarised))
+    lines += ["", "<details><summary>Risk, models and cost</summary>", "", *details, "", "</details>"]
+    return "\n".join(lines)
+
+
+FLOW = Flow(
+    name="audit",
+    triggers=frozenset(
+        {("pull_request", a) for a in ("opened", "synchronize", "reopened", "ready_for_review")}
+    ),
+    handler=handle,
+    accepts=accepts,
+)
