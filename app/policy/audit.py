@@ -328,7 +328,7 @@ def reviewer_instructions(files: list[FileDiff]) -> list[Finding]:
                             path=diff.path,
                             start_line=line_no,
                             end_line=line_no,
-                            title="Instruction aimed at an automated reviewer",
+                            title=f"Instruction aimed at an automated reviewer: {quote[:70]}",
                             explanation=(
                                 f"This line tells an automated reviewer what to conclude (`{quote}`). "
                                 "Autopack treats it as data, not as an order; a person should check why "

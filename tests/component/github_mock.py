@@ -113,6 +113,10 @@ class FakeRepo(FakeThread):
         self.check_runs: list[dict[str, Any]] = []
         self.closed: list[int] = []
         self.log: list[str] = []
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.pull_files: dict[int, list[dict[str, Any]]] = {}
+        self.reviews: dict[int, list[dict[str, Any]]] = {}
+        self.check_updates: list[dict[str, Any]] = []
 
     def install(self, router: respx.MockRouter, repo: str | None = None) -> None:
         repo = repo or self.repo
@@ -128,9 +132,15 @@ class FakeRepo(FakeThread):
         router.get(url__regex=rf"{base}/issues\?").mock(side_effect=self._list_issues)
         router.patch(url__regex=rf"{base}/issues/(?P<n>\d+)$").mock(side_effect=self._update_issue)
         router.get(url__regex=rf"{base}/commits/\w+/check-runs").mock(side_effect=self._list_runs)
+        router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)$").mock(side_effect=self._pull)
+        router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)/files").mock(side_effect=self._files)
+        router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)/commits").mock(side_effect=self._commits)
+        router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)/reviews").mock(side_effect=self._reviews)
+        router.post(url__regex=rf"{base}/pulls/(?P<n>\d+)/reviews").mock(side_effect=self._review)
+        router.patch(url__regex=rf"{base}/check-runs/(?P<rid>\d+)").mock(side_effect=self._update_run)
         router.post(url__regex=rf"{base}/check-runs").mock(side_effect=self._create_run)
         super().install(router, repo)
-        router.route().mock(side_effect=self._unexpected)
+        router.route(host="api.github.test").mock(side_effect=self._unexpected)
 
     def _unexpected(self, request: httpx.Request) -> httpx.Response:
         raise AssertionError(f"unexpected request {request.method} {request.url}")
@@ -199,6 +209,43 @@ class FakeRepo(FakeThread):
     def _list_runs(self, request: httpx.Request, full: str) -> httpx.Response:
         self._note(request)
         return httpx.Response(200, json={"total_count": len(self.check_runs), "check_runs": self.check_runs})
+
+    def _page(self, request: httpx.Request, items: list[dict[str, Any]]) -> httpx.Response:
+        page = int(request.url.params.get("page", "1"))
+        per = int(request.url.params.get("per_page", "30"))
+        return httpx.Response(200, json=items[(page - 1) * per : page * per])
+
+    def _pull(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        return httpx.Response(200, json=self.pulls[int(n)])
+
+    def _files(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        return self._page(request, self.pull_files.get(int(n), []))
+
+    def _commits(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        return self._page(
+            request, [{"sha": "1" * 40, "commit": {"message": "Retry writes on lock\n\nDetails."}}]
+        )
+
+    def _reviews(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        return self._page(request, self.reviews.get(int(n), []))
+
+    def _review(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        review = json.loads(request.content)
+        review.update(
+            id=len(self.reviews.get(int(n), [])) + 1, user={"login": "autopack[bot]", "type": "Bot"}
+        )
+        self.reviews.setdefault(int(n), []).append(review)
+        return httpx.Response(200, json=review)
+
+    def _update_run(self, request: httpx.Request, full: str, rid: str) -> httpx.Response:
+        self._note(request)
+        self.check_updates.append({"id": int(rid), **json.loads(request.content)})
+        return httpx.Response(200, json={"id": int(rid)})
 
     def _create_run(self, request: httpx.Request, full: str) -> httpx.Response:
         self._note(request)
