@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from githubkit.exception import RequestFailed
+
 from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.llm.ledger import CallMeta
@@ -139,7 +141,29 @@ async def handle(ctx: FlowContext) -> None:
         f"<!-- autopack:audit:{head} fp={','.join(sorted({*reported, *map(audit.fingerprint, fresh)}))} -->"
     )
     comments = [_line_comment(f) for f in placed.line_comments]
-    await repo.comment_review(number, head, f"{summary}\n\n{marker}", comments)
+    try:
+        await repo.comment_review(number, head, f"{summary}\n\n{marker}", comments)
+    except RequestFailed as exc:
+        if exc.response.status_code != 422 or not comments:
+            raise
+        # GitHub placed a line differently than our reading of the diff: nothing is lost, the
+        # findings go into the summary instead.
+        ctx.log.warning("review line comments refused; posting them in the summary", pr=number)
+        placed = audit.Placement((), (*placed.line_comments, *placed.in_summary))
+        summary = _summary(
+            head,
+            verdict,
+            disagreement,
+            score,
+            found,
+            level,
+            answers,
+            placed,
+            fitted.omitted,
+            fitted.summarised,
+            len(kept) - len(fresh),
+        )
+        await repo.comment_review(number, head, f"{summary}\n\n{marker}", [])
     batches = audit.annotation_batches(list(fresh))
     title = f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}"
     run_id = await repo.create_check_run(

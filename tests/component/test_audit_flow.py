@@ -316,3 +316,32 @@ async def test_audit_command_by_a_writer_on_any_pr(
     await harness.deliver("issue_comment", refused)
     await harness.run_next()
     assert "needs **write** permission" in repo.bot_comments()[-1]["body"]
+
+
+async def test_refused_line_comments_move_to_the_summary(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    import httpx
+
+    repo, router = github
+    answer_with(router, audit_answer(finding()))
+    calls: list[dict[str, Any]] = []
+
+    def picky(request: httpx.Request, full: str, n: str) -> httpx.Response:
+        review = json.loads(request.content)
+        calls.append(review)
+        if review["comments"]:
+            return httpx.Response(
+                422, json={"message": "Pull request review thread line must be part of the diff"}
+            )
+        return repo._review(request, full, n)
+
+    router.post(
+        url__regex=r"https://api.github.test/repos/(?P<full>[^/]+/[^/]+)/pulls/(?P<n>\d+)/reviews"
+    ).mock(side_effect=picky)
+    await harness.deliver("pull_request", pr_event())
+    await harness.run_next()
+    assert len(calls) == 2
+    (review,) = repo.reviews[21]
+    assert review["comments"] == []
+    assert "`app/storage/save.py:12` SQL built by string concatenation" in review["body"]
