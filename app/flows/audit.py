@@ -124,22 +124,26 @@ async def handle(ctx: FlowContext) -> None:
     fresh = audit.new_findings(kept, reported)
     placed = audit.place(fresh, files, floors)
 
-    summary = _summary(
-        head,
-        verdict,
-        disagreement,
-        score,
-        found,
-        level,
-        answers,
-        placed,
-        fitted.omitted,
-        fitted.summarised,
-        len(kept) - len(fresh),
-    )
     marker = (
         f"<!-- autopack:audit:{head} fp={','.join(sorted({*reported, *map(audit.fingerprint, fresh)}))} -->"
     )
+
+    def summary_of(shown: audit.Placement) -> str:
+        return _summary(
+            head,
+            verdict,
+            disagreement,
+            score,
+            found,
+            level,
+            answers,
+            shown,
+            fitted.omitted,
+            fitted.summarised,
+            len(kept) - len(fresh),
+        )
+
+    summary = summary_of(placed)
     comments = [_line_comment(f) for f in placed.line_comments]
     try:
         await repo.comment_review(number, head, f"{summary}\n\n{marker}", comments)
@@ -149,20 +153,7 @@ async def handle(ctx: FlowContext) -> None:
         # GitHub placed a line differently than our reading of the diff: nothing is lost, the
         # findings go into the summary instead.
         ctx.log.warning("review line comments refused; posting them in the summary", pr=number)
-        placed = audit.Placement((), (*placed.line_comments, *placed.in_summary))
-        summary = _summary(
-            head,
-            verdict,
-            disagreement,
-            score,
-            found,
-            level,
-            answers,
-            placed,
-            fitted.omitted,
-            fitted.summarised,
-            len(kept) - len(fresh),
-        )
+        summary = summary_of(audit.Placement((), (*placed.line_comments, *placed.in_summary)))
         await repo.comment_review(number, head, f"{summary}\n\n{marker}", [])
     batches = audit.annotation_batches(list(fresh))
     title = f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}"

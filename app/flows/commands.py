@@ -120,6 +120,23 @@ async def _retry(ctx: CommandContext) -> str:
     )
 
 
+async def _run_flow_now(ctx: CommandContext, flow: str, **args: Any) -> None:
+    """Queue `flow` for this thread as asked by a command (once per command comment). It runs after
+    the command job, on the same subject."""
+    await ctx.flow.inbox.enqueue(
+        flow,
+        ctx.subject,
+        args={
+            "forced": True,
+            "installation_id": ctx.flow.installation_id,
+            "repository": ctx.repo.full_name,
+            "default_branch": (ctx.flow.payload.get("repository") or {}).get("default_branch"),
+            **args,
+        },
+        dedupe_key=f"{flow}:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}",
+    )
+
+
 # ---- the flow ----------------------------------------------------------------------------------
 
 
@@ -234,18 +251,7 @@ async def _triage(ctx: CommandContext) -> str:
     issue = ctx.flow.payload.get("issue") or {}
     if "pull_request" in issue:
         return "Triage is for issues, not pull requests."
-    await ctx.flow.inbox.enqueue(
-        "triage",
-        ctx.subject,
-        args={
-            "forced": True,
-            "installation_id": ctx.flow.installation_id,
-            "repository": ctx.repo.full_name,
-            "default_branch": (ctx.flow.payload.get("repository") or {}).get("default_branch"),
-            "issue": issue,
-        },
-        dedupe_key=f"triage:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}",
-    )
+    await _run_flow_now(ctx, "triage", issue=issue)
     return ""  # the triage comment is the answer
 
 
@@ -253,16 +259,5 @@ async def _triage(ctx: CommandContext) -> str:
 async def _audit(ctx: CommandContext) -> str:
     if "pull_request" not in (ctx.flow.payload.get("issue") or {}):
         return "`/autopack audit` works on pull requests."
-    await ctx.flow.inbox.enqueue(
-        "audit",
-        ctx.subject,
-        args={
-            "forced": True,
-            "installation_id": ctx.flow.installation_id,
-            "repository": ctx.repo.full_name,
-            "default_branch": (ctx.flow.payload.get("repository") or {}).get("default_branch"),
-            "number": ctx.number,
-        },
-        dedupe_key=f"audit:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}",
-    )
+    await _run_flow_now(ctx, "audit", number=ctx.number)
     return ""  # the review and the check run are the answer

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import respx
 from githubkit.cache import MemCacheStrategy
@@ -16,80 +13,19 @@ from app.github.client import GitHubApp
 from app.github.policy_loader import CHECK_NAME, INVALID_TITLE, PolicyLoader, report
 from app.github.repo import RepoClient
 from app.policy.repo_policy import DEFAULTS
-from tests.component.github_mock import API, TOKEN
+from tests.component.github_mock import API, FakeRepo
 from tests.component.harness import Harness
 from tests.support import payload, private_key_pem
 
 REPO = f"{API}/repos/octo-org/widgets"
 
 
-class FakeRepoFiles:
-    """Files per (repo, ref) and the check runs created, over respx."""
-
-    def __init__(self, router: respx.MockRouter) -> None:
-        self.heads = {"octo-org/widgets": "a" * 40}
-        self.files: dict[tuple[str, str], str] = {}
-        self.check_runs: list[dict[str, Any]] = []
-        self.token_requests: list[dict[str, Any]] = []
-        self.requests: list[str] = []
-        router.post(url__regex=rf"{API}/app/installations/\d+/access_tokens").mock(side_effect=self._token)
-        router.get(f"{API}/app").respond(200, json={"slug": "autopack"})
-        router.get(url__regex=rf"{API}/repos/(?P<repo>[^/]+/[^/]+)/commits/(?P<ref>[^/]+)$").mock(
-            side_effect=self._head
-        )
-        router.get(url__regex=rf"{API}/repos/(?P<repo>[^/]+/[^/]+)/contents/(?P<path>[^?]+)").mock(
-            side_effect=self._file
-        )
-        router.get(url__regex=rf"{API}/repos/(?P<repo>[^/]+/[^/]+)/commits/(?P<sha>\w+)/check-runs").mock(
-            side_effect=self._list_runs
-        )
-        router.post(url__regex=rf"{API}/repos/(?P<repo>[^/]+/[^/]+)/check-runs").mock(
-            side_effect=self._create_run
-        )
-
-    def _token(self, request: httpx.Request) -> httpx.Response:
-        self.token_requests.append(json.loads(request.content or b"{}"))
-        return httpx.Response(201, json={"token": TOKEN, "expires_at": "2099-01-01T00:00:00Z"})
-
-    def _head(self, request: httpx.Request, repo: str, ref: str) -> httpx.Response:
-        self.requests.append(f"head {repo}")
-        assert request.headers["accept"] == "application/vnd.github.sha"
-        return httpx.Response(200, text=self.heads[repo])
-
-    def _file(self, request: httpx.Request, repo: str, path: str) -> httpx.Response:
-        ref = request.url.params.get("ref", "")
-        self.requests.append(f"file {repo}:{path}@{ref[:7]}")
-        text = self.files.get((repo, path))
-        if text is None:
-            return httpx.Response(404, json={"message": "Not Found"})
-        return httpx.Response(
-            200,
-            json={
-                "type": "file",
-                "encoding": "base64",
-                "path": path,
-                "content": base64.b64encode(text.encode()).decode(),
-            },
-        )
-
-    def _list_runs(self, request: httpx.Request, repo: str, sha: str) -> httpx.Response:
-        runs = [
-            r
-            for r in self.check_runs
-            if r["head_sha"] == sha and r["name"] == request.url.params.get("check_name")
-        ]
-        return httpx.Response(200, json={"total_count": len(runs), "check_runs": runs})
-
-    def _create_run(self, request: httpx.Request, repo: str) -> httpx.Response:
-        run = json.loads(request.content)
-        self.check_runs.append(run)
-        return httpx.Response(201, json={"id": len(self.check_runs), **run})
-
-
 @pytest.fixture
-def files() -> Iterator[FakeRepoFiles]:
+def files() -> Iterator[FakeRepo]:
+    repo = FakeRepo()
     with respx.mock(assert_all_called=False) as router:
-        yield FakeRepoFiles(router)
+        repo.install(router)
+        yield repo
 
 
 def clients() -> tuple[PolicyLoader, RepoClient]:
@@ -99,24 +35,24 @@ def clients() -> tuple[PolicyLoader, RepoClient]:
     )
 
 
-async def test_no_file_means_defaults(files: FakeRepoFiles) -> None:
+async def test_no_file_means_defaults(files: FakeRepo) -> None:
     loader, repo = clients()
     loaded = await loader.load(repo, 9, "main")
     assert (loaded.policy, loaded.source, loaded.error) == (DEFAULTS, "defaults", None)
 
 
-async def test_cached_per_head_commit(files: FakeRepoFiles) -> None:
+async def test_cached_per_head_commit(files: FakeRepo) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "feedback: {label: fb}\n"
     loader, repo = clients()
     assert (await loader.load(repo, 9, "main")).policy.feedback.label == "fb"
     assert (await loader.load(repo, 9, "main")).policy.feedback.label == "fb"
-    assert files.requests.count("file octo-org/widgets:.github/autopack.yml@aaaaaaa") == 1  # second: cache
-    files.heads["octo-org/widgets"] = "b" * 40
+    assert files.log.count("GET /repos/octo-org/widgets/contents/.github/autopack.yml") == 1  # second: cache
+    files.head = "b" * 40
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "feedback: {label: changed}\n"
     assert (await loader.load(repo, 9, "main")).policy.feedback.label == "changed"  # new head, new read
 
 
-async def test_invalid_file_reports_a_neutral_check_run_once_and_defaults_apply(files: FakeRepoFiles) -> None:
+async def test_invalid_file_reports_a_neutral_check_run_once_and_defaults_apply(files: FakeRepo) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "feedback:\n  label: fb\n  rate_limt: 3\n"
     loader, repo = clients()
     loaded = await loader.load(repo, 9, "main")
@@ -143,7 +79,7 @@ async def test_invalid_file_reports_a_neutral_check_run_once_and_defaults_apply(
     ]
 
 
-async def test_extends_merges_the_owners_file_through_a_read_only_token(files: FakeRepoFiles) -> None:
+async def test_extends_merges_the_owners_file_through_a_read_only_token(files: FakeRepo) -> None:
     files.files[("octo-org/.github", ".github/autopack.yml")] = (
         "feedback: {label: org-feedback, rate_limit_per_day: 2}\nmerge: {method: merge}\n"
     )
@@ -162,7 +98,7 @@ async def test_extends_merges_the_owners_file_through_a_read_only_token(files: F
     assert {"repositories": [".github"], "permissions": {"contents": "read"}} in files.token_requests
 
 
-async def test_extends_other_repository_and_path(files: FakeRepoFiles) -> None:
+async def test_extends_other_repository_and_path(files: FakeRepo) -> None:
     files.files[("shared-org/policies", "autopack/base.yml")] = "proposals: {auto: true}\n"
     files.files[("octo-org/widgets", ".github/autopack.yml")] = (
         "_extends: shared-org/policies:autopack/base.yml\n"
@@ -178,7 +114,7 @@ async def test_extends_other_repository_and_path(files: FakeRepoFiles) -> None:
         ("merge: {method: nope}\n", "merge.method"),
     ],
 )
-async def test_broken_extends_is_reported(files: FakeRepoFiles, base: str | None, expected: str) -> None:
+async def test_broken_extends_is_reported(files: FakeRepo, base: str | None, expected: str) -> None:
     if base is not None:
         files.files[("octo-org/.github", ".github/autopack.yml")] = base
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "_extends: .github\n"
@@ -200,7 +136,7 @@ def push_touching(path: str) -> dict[str, Any]:
     return data
 
 
-async def test_push_of_a_broken_file_gets_the_check_run(files: FakeRepoFiles, harness: Harness) -> None:
+async def test_push_of_a_broken_file_gets_the_check_run(files: FakeRepo, harness: Harness) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "merge:\n  method: yolo\n"
     assert await harness.deliver("push", push_touching("README.md")) == []  # other files: no job
     (job,) = await harness.deliver("push", push_touching(".github/autopack.yml"))
@@ -211,7 +147,7 @@ async def test_push_of_a_broken_file_gets_the_check_run(files: FakeRepoFiles, ha
     assert "line 2: merge.method" in run["output"]["summary"]
 
 
-async def test_push_of_a_valid_file_gets_a_success_check_run(files: FakeRepoFiles, harness: Harness) -> None:
+async def test_push_of_a_valid_file_gets_a_success_check_run(files: FakeRepo, harness: Harness) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "feedback: {label: fb}\n"
     await harness.deliver("push", push_touching(".github/autopack.yml"))
     await harness.run_next()
