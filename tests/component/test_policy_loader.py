@@ -63,7 +63,7 @@ async def test_invalid_file_reports_a_neutral_check_run_once_and_defaults_apply(
     assert (run["name"], run["conclusion"], run["head_sha"], run["status"]) == (
         CHECK_NAME,
         "neutral",
-        "a" * 40,
+        files.head,
         "completed",
     )
     assert run["output"]["title"] == INVALID_TITLE
