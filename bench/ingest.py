@@ -128,6 +128,9 @@ def main() -> None:
                 "HOST": "127.0.0.1",
                 "PORT": str(port),
                 "GITHUB_API_URL": "http://127.0.0.1:9",
+                # Receiver only: the benchmark measures ingest (verify, commit the delivery and its
+                # job, answer), not the flows, whose jobs would compete for the same two cores.
+                "AUTOPACK_WORKERS": "0",
             },
         )
         procs.append(autopack)
@@ -162,12 +165,13 @@ def main() -> None:
             print(f"c={concurrency:<3} durable/minimal throughput ratio {a['rps'] / m['rps']:.2f}")
         with sqlite3.connect(db) as conn:
             stored = conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM deliveries").fetchone()
+            jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
             states = dict(conn.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall())
         answered = sum(
             r["requests"] - r["non2xx"] for (n, _), r in results.items() if n.startswith("autopack")
         )
         print(
-            f"deliveries stored: {stored[0]} (distinct {stored[1]}; by status {states}); "
+            f"deliveries stored: {stored[0]} (distinct {stored[1]}; by status {states}; {jobs} jobs); "
             f"2xx answers in the measured runs (warm-ups not counted): {int(answered)}"
         )
     finally:

@@ -189,18 +189,28 @@ class SqliteDatabase:
         conn.close()
 
     def _commit_batch(self, conn: sqlite3.Connection, tx: _SqliteTx, batch: list[_Request]) -> None:
-        results: list[tuple[_Waiter, bool, Any]] = []
+        """Run a batch in one transaction. Fast path: no savepoints. If any operation raises, the
+        whole batch is rolled back and run again with a savepoint per operation, so one failure
+        undoes only itself (operations only touch the database, so running them again is safe)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._deliver([(w, False, DatabaseUnavailable(f"SQLite: {exc}")) for _, w in batch])
             return
-        for op, waiter in batch:
-            try:
-                with tx.savepoint():
-                    results.append((waiter, True, op(tx)))
-            except Exception as exc:
-                results.append((waiter, False, exc))
+        results: list[tuple[_Waiter, bool, Any]] = []
+        try:
+            for op, waiter in batch:
+                results.append((waiter, True, op(tx)))
+        except Exception:
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            results = []
+            for op, waiter in batch:
+                try:
+                    with tx.savepoint():
+                        results.append((waiter, True, op(tx)))
+                except Exception as exc:
+                    results.append((waiter, False, exc))
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:

@@ -38,9 +38,10 @@ _SHARED_V1 = [
     """CREATE INDEX jobs_due ON jobs (run_at, id) WHERE status = 'queued'""",
     # The database itself guarantees at most one running job per subject, on both backends.
     """CREATE UNIQUE INDEX jobs_one_running_per_subject ON jobs (subject) WHERE status = 'running'""",
-    """CREATE INDEX jobs_subject_status ON jobs (subject, status)""",
-    """CREATE INDEX jobs_status ON jobs (status)""",  # queue depth on /metrics
-    """CREATE INDEX jobs_delivery ON jobs (delivery_id)""",
+    # Indexes an insert (status 'queued') does not touch, for what operators and commands look up:
+    # failed and dead jobs by subject (`/autopack retry`) and their counts (/metrics). The claim's
+    # per-subject check uses the running index above; lookups by delivery use UNIQUE (delivery_id, flow).
+    """CREATE INDEX jobs_unsuccessful ON jobs (subject, finished_at) WHERE status IN ('failed', 'dead')""",
     """CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'running'""",
     """CREATE INDEX deliveries_received ON deliveries (received_at)""",
     """CREATE TABLE installations (

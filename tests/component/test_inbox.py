@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -229,3 +230,48 @@ async def test_installations(inbox: Inbox) -> None:
     assert inst["repositories"] == ["octo-org/b"]
     await inbox.delete_installation(1)
     assert await inbox.installations() == []
+
+
+async def test_a_failing_operation_in_a_batch_undoes_only_itself(tmp_path: Path) -> None:
+    """SQLite group commit: concurrent operations share a transaction; one that fails midway must
+    not take the others with it, nor leave half its own writes behind."""
+    import asyncio
+
+    from app.inbox.db import IntegrityError, Tx
+
+    box = Inbox.open(f"sqlite:///{tmp_path / 'batch.db'}")
+    await box.migrate()
+
+    def half_then_fail(tx: Tx) -> None:
+        tx.execute(
+            "INSERT INTO deliveries (id, event, status, received_at) VALUES ('half', 'e', 'ignored', 0)"
+        )
+        tx.execute(
+            "INSERT INTO deliveries (id, event, status, received_at) VALUES ('half', 'e', 'ignored', 0)"
+        )
+
+    import time
+
+    batches: list[int] = []
+    original = box.db._commit_batch  # type: ignore[attr-defined]
+
+    def counting(conn: Any, tx: Any, batch: list[Any]) -> None:
+        batches.append(len(batch))
+        original(conn, tx, batch)
+
+    box.db._commit_batch = counting  # type: ignore[attr-defined]
+    results = await asyncio.gather(
+        box.db.run(lambda tx: time.sleep(0.2)),  # holds the writer: the next three queue up together
+        box.record_delivery(delivery(1), ["f"], max_attempts=3),
+        box.db.run(half_then_fail),
+        box.record_delivery(delivery(2), ["f"], max_attempts=3),
+        return_exceptions=True,
+    )
+    assert sum(batches) == 4
+    assert len(batches) <= 2  # whatever the thread took first, the failing one shared a transaction
+    assert results[1] == "queued"
+    assert isinstance(results[2], IntegrityError)
+    assert results[3] == "queued"
+    ids = [r["id"] for r in await box.db.run(lambda tx: tx.fetchall("SELECT id FROM deliveries ORDER BY id"))]
+    assert ids == ["d-1", "d-2"]  # nothing of the failed operation, everything of the others
+    box.close()
