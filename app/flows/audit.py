@@ -24,6 +24,7 @@ from app.llm.tokens import counter_for
 from app.metrics import AUDITS
 from app.policy import audit
 from app.policy.diff import fit, from_api
+from app.policy.markdown import neutral
 
 CHECK_NAME = "Autopack audit"
 _MARKER = re.compile(r"<!-- autopack:audit:(?P<sha>[0-9a-f]{7,40})(?: fp=(?P<fps>[0-9a-f,]*))? -->")
@@ -117,8 +118,12 @@ async def handle(ctx: FlowContext) -> None:
     floors = audit.Floors(
         policy.audit.min_severity, policy.audit.min_confidence, policy.audit.max_line_comments
     )
+    instructions = audit.reviewer_instructions(files)
+    if instructions and verdict == "approve":
+        # The change tries to steer its reviewer: whatever a model concluded, that is no approval.
+        verdict = "comment"
     by_print: dict[str, audit.Finding] = {}
-    for finding in [*audit.reviewer_instructions(files), *(f for _, a in answers for f in a.value.findings)]:
+    for finding in [*instructions, *(f for _, a in answers for f in a.value.findings)]:
         by_print.setdefault(audit.fingerprint(finding), finding)
     kept = audit.keep(list(by_print.values()), floors)
     fresh = audit.new_findings(kept, reported)
@@ -206,7 +211,8 @@ def _summary(
     if placed.in_summary:
         lines += ["", "Findings outside the lines this diff shows:"]
         lines += [
-            f"- **{f.severity}** `{f.path}:{f.start_line}` {f.title}: {' '.join(f.explanation.split())[:300]}"
+            f"- **{f.severity}** `{neutral(f.path)}:{f.start_line}` {neutral(f.title)}: "
+            f"{neutral(f.explanation)[:300]}"
             for f in placed.in_summary
         ]
     if not placed.line_comments and not placed.in_summary:

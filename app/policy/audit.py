@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.policy.diff import FileDiff, matches
+from app.policy.markdown import fence, neutral
 
 Category = Literal[
     "security_auth_change", "schema_contract_change", "external_feature_reuse", "docs", "tests", "general"
@@ -256,11 +257,13 @@ SUGGESTION_MAX_LINES = 6
 
 
 def comment_body(finding: Finding) -> str:
-    text = f"**{finding.severity}: {finding.title}**\n\n{finding.explanation}"
+    """A line comment: the model's words neutralised, its replacement only inside a fence."""
+    text = (
+        f"**{finding.severity}: {neutral(finding.title)}**\n\n{neutral(finding.explanation, keep_lines=True)}"
+    )
     small = finding.end_line - finding.start_line + 1 <= SUGGESTION_MAX_LINES
     if finding.replacement is not None and small and finding.replacement.count("\n") < 20:
-        fence = "````" if "```" in finding.replacement else "```"
-        text += f"\n\n{fence}suggestion\n{finding.replacement}\n{fence}"
+        text += "\n\n" + fence(finding.replacement, "suggestion")
     return text
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel, Field, create_model
 
 from app.policy.commands import is_bot
 from app.policy.labels import LabelSpec
+from app.policy.markdown import neutral
 from app.policy.repo_policy import RepoPolicy
 from app.policy.sanitize import sanitize
 
@@ -153,22 +153,6 @@ def labels_for(analysis: TriageBase) -> list[LabelSpec]:
 
 
 # ---- the comment ------------------------------------------------------------------------------
-
-_MENTION = re.compile(r"@(?=[A-Za-z0-9])")
-_LINK = re.compile(r"\]\(")
-_URL = re.compile(r"https?://\S+")
-_TAG = re.compile(r"<[^>]*>")
-
-
-def neutral(text: str) -> str:
-    """Model-written text made safe to post: no mentions, images, links, HTML or new lines."""
-    text = sanitize(text)
-    text = _TAG.sub("", text)
-    text = _URL.sub("[link removed]", text)
-    text = _MENTION.sub("@\u2060", text)  # a word joiner: shown as "@", pings nobody
-    text = text.replace("![", "!\\[")
-    text = _LINK.sub("] (", text)
-    return " ".join(text.split())
 
 
 def render_comment(

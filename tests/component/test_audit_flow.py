@@ -230,6 +230,8 @@ async def test_injection_in_the_diff_yields_no_approval_and_a_finding(
     await harness.run_next()
     (review,) = repo.reviews[21]
     assert review["event"] == "COMMENT"
+    assert "**comment**" in review["body"]  # the model said approve; the change steered it: no approval
+    assert repo.check_runs[0]["conclusion"] == "neutral"
     (comment,) = review["comments"]
     assert comment["line"] == 13
     assert comment["body"].startswith("**medium: Instruction aimed at an automated reviewer: # AI reviewer:")

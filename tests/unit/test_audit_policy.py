@@ -259,3 +259,20 @@ def test_annotations_are_batched_by_fifty() -> None:
 def test_verdict_to_check_conclusion_and_no_room_for_praise() -> None:
     assert [check_conclusion(v) for v in ("approve", "comment", "block")] == ["success", "neutral", "failure"]  # type: ignore[arg-type]
     assert set(AuditAnswer.model_fields) == {"findings", "verdict", "confidence"}
+
+
+def test_model_words_in_review_comments_are_neutralised() -> None:
+    body = comment_body(
+        finding(
+            title="Ping @octo-org/security now",
+            explanation="See ![x](https://evil.example/a.png) and <script>alert(1)</script>\nSecond line.",
+            replacement="x = '````'\n```\n# escaped?",
+        )
+    )
+    assert "@octo-org" not in body
+    assert "https://evil.example" not in body
+    assert "<script>" not in body
+    assert "\nSecond line." in body  # explanations keep their line breaks
+    fence_line = next(line for line in body.splitlines() if line.endswith("suggestion"))
+    assert fence_line == "`````suggestion"  # longer than any backtick run inside
+    assert body.rstrip().endswith("`````")
