@@ -44,7 +44,9 @@ LEASES_RECLAIMED = Counter(
 )
 AUDITS = Counter("autopack_audits_total", "Audits by verdict, or why one was skipped", ["outcome"])
 TRIAGE = Counter("autopack_triage_total", "Triage outcomes: triaged, or why it was skipped", ["outcome"])
-SCREENED = Counter("autopack_commands_total", "Slash commands by command and outcome", ["command", "outcome"])
+COMMAND_OUTCOMES = Counter(
+    "autopack_commands_total", "Slash commands by command and outcome", ["command", "outcome"]
+)
 
 LLM_TOKENS = Counter(
     "autopack_llm_tokens_total",

@@ -20,7 +20,7 @@ from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.github.repo import RepoClient
 from app.logs import redactor
-from app.metrics import SCREENED
+from app.metrics import COMMAND_OUTCOMES
 from app.policy.commands import (
     Decision,
     ParsedCommand,
@@ -176,7 +176,7 @@ async def handle(ctx: FlowContext) -> None:
         spec = COMMANDS.get(item.name)
         if spec is None:
             all_ran = False
-            SCREENED.labels("unknown", "unknown").inc()
+            COMMAND_OUTCOMES.labels("unknown", "unknown").inc()
             replies.append(f"Unknown command `{item.name[:40]}`.\n\n{help_text()}")
             continue
         if permission is None:
@@ -189,7 +189,7 @@ async def handle(ctx: FlowContext) -> None:
         )
         if verdict.decision is Decision.REFUSE:
             all_ran = False
-            SCREENED.labels(spec.name, "refused").inc()
+            COMMAND_OUTCOMES.labels(spec.name, "refused").inc()
             ctx.log.info("command refused", command=spec.name, user=login, reason=verdict.reason)
             replies.append(
                 f"@{login} `/autopack {spec.name}` needs **{spec.permission.label}** permission on "
@@ -197,7 +197,7 @@ async def handle(ctx: FlowContext) -> None:
             )
             continue
         reply = await spec.handler(CommandContext(ctx, repo, number, comment_id, login, item))
-        SCREENED.labels(spec.name, "ran").inc()
+        COMMAND_OUTCOMES.labels(spec.name, "ran").inc()
         ctx.log.info("command ran", command=spec.name, user=login)
         if reply:
             replies.append(reply)

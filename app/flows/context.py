@@ -13,6 +13,8 @@ from app.github.policy_loader import LoadedPolicy, PolicyLoader
 from app.github.repo import RepoClient
 from app.inbox.models import Job
 from app.inbox.store import Inbox
+from app.llm.config import Complexity
+from app.llm.router import Role
 from app.llm.service import LLM
 from app.settings import Settings
 
@@ -41,8 +43,9 @@ class FlowContext:
         client = self.github.installation(self.installation_id, self.repository)
         return RepoClient(client, self.repository, self.github.bot_login)
 
-    def llm_has(self, task: str, role: str, complexity: str, category: str) -> bool:
-        return self.llm is not None and self.llm.has_role(task, role, complexity, category)  # type: ignore[arg-type]
+    def llm_has(self, task: str, role: Role, complexity: Complexity, category: str) -> bool:
+        """Whether the routing names a model for this role (a secondary auditor is optional)."""
+        return self.llm is not None and self.llm.has_role(task, role, complexity, category)
 
     async def policy(self) -> LoadedPolicy:
         """The repository's `.github/autopack.yml` (or the defaults); an invalid file is reported

@@ -47,9 +47,6 @@ class Registry:
                 names.append(flow.name)
         return names
 
-    def events(self) -> set[str]:
-        return {event for flow in self.flows.values() for event, _ in flow.triggers}
-
 
 def default_registry() -> Registry:
     """Every flow Autopack has. Importing here keeps `app.flows.registry` free of cycles."""

@@ -80,10 +80,6 @@ class WorkerPool:
         """A new job may be due (the receiver in this process just queued one)."""
         self._wake.set()
 
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
     async def run(self) -> None:
         last_reclaim = 0.0
         last_housekeeping = time.monotonic()

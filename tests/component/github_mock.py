@@ -38,16 +38,20 @@ class FakeThread:
             side_effect=self._edit
         )
 
+    def _note(self, request: httpx.Request) -> None:
+        """Called for every request; FakeRepo records them."""
+
     def _app(self, request: httpx.Request) -> httpx.Response:
-        if hasattr(self, "log"):
-            self.log.append(f"GET {request.url.path}")
+        self._note(request)
         return httpx.Response(200, json={"id": 12345, "slug": "autopack"})
 
     def _token(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
         self.token_requests.append(json.loads(request.content or b"{}"))
         return httpx.Response(201, json={"token": TOKEN, "expires_at": "2099-01-01T00:00:00Z"})
 
     def _permission(self, request: httpx.Request, user: str) -> httpx.Response:
+        self._note(request)
         level = self.permissions.get(user, "read")
         flags = {
             "admin": level == "admin",
@@ -62,6 +66,7 @@ class FakeThread:
         )
 
     def _react(self, request: httpx.Request, cid: str) -> httpx.Response:
+        self._note(request)
         content = json.loads(request.content)["content"]
         existing = (int(cid), content) in self.reactions
         if not existing:
@@ -69,11 +74,13 @@ class FakeThread:
         return httpx.Response(200 if existing else 201, json={"id": 1, "content": content})
 
     def _list(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
         page = int(request.url.params.get("page", "1"))
         per_page = int(request.url.params.get("per_page", "30"))
         return httpx.Response(200, json=self.comments[(page - 1) * per_page : page * per_page])
 
     def _create(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
         comment = {
             "id": 50_000 + len(self.comments),
             "body": json.loads(request.content)["body"],
@@ -83,6 +90,7 @@ class FakeThread:
         return httpx.Response(201, json=comment)
 
     def _edit(self, request: httpx.Request, cid: str) -> httpx.Response:
+        self._note(request)
         for comment in self.comments:
             if comment["id"] == int(cid):
                 comment["body"] = json.loads(request.content)["body"]
@@ -251,28 +259,3 @@ class FakeRepo(FakeThread):
         self._note(request)
         self.check_runs.append(json.loads(request.content))
         return httpx.Response(201, json={"id": len(self.check_runs)})
-
-    # the thread's own routes, recorded too
-    def _token(self, request: httpx.Request) -> httpx.Response:
-        self._note(request)
-        return super()._token(request)
-
-    def _permission(self, request: httpx.Request, user: str) -> httpx.Response:
-        self._note(request)
-        return super()._permission(request, user)
-
-    def _react(self, request: httpx.Request, cid: str) -> httpx.Response:
-        self._note(request)
-        return super()._react(request, cid)
-
-    def _list(self, request: httpx.Request) -> httpx.Response:
-        self._note(request)
-        return super()._list(request)
-
-    def _create(self, request: httpx.Request) -> httpx.Response:
-        self._note(request)
-        return super()._create(request)
-
-    def _edit(self, request: httpx.Request, cid: str) -> httpx.Response:
-        self._note(request)
-        return super()._edit(request, cid)

@@ -127,3 +127,19 @@ async def test_enterprise_base_url(router: respx.MockRouter) -> None:
     app = GitHubApp(1, private_key_pem(), base_url=ghes, cache_strategy=MemCacheStrategy())
     assert await app.bot_login() == "autopack-ghe[bot]"
     assert route.called
+
+
+async def test_rate_limit_remaining_and_requests_are_measured(router: respx.MockRouter) -> None:
+    from prometheus_client import REGISTRY
+
+    before = (
+        REGISTRY.get_sample_value("autopack_github_requests_total", {"method": "GET", "status": "200"}) or 0
+    )
+    router.get(f"{REPO}/labels").respond(
+        200, json=[], headers={"x-ratelimit-remaining": "4321", "x-ratelimit-resource": "core"}
+    )
+    _, repo = client()
+    await repo.label_names()
+    assert REGISTRY.get_sample_value("autopack_github_rate_limit_remaining", {"resource": "core"}) == 4321
+    after = REGISTRY.get_sample_value("autopack_github_requests_total", {"method": "GET", "status": "200"})
+    assert after == before + 1

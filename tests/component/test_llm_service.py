@@ -228,9 +228,14 @@ async def test_model_past_shutdown_is_never_called(ledger: Ledger, http: respx.M
     llm = make_llm(ledger, load_routing(ASSESSMENT))
     llm.clock = lambda: after
     ledger.clock = lambda: after
+    from prometheus_client import REGISTRY
+
+    labels = {"model": "gpt-5", "reason": "shut down"}
+    skipped_before = REGISTRY.get_sample_value("autopack_llm_models_skipped_total", labels) or 0
     route = http.post(OPENAI).mock(return_value=openai_answer(GOOD, "gpt-6.2-astra"))
     answer = await ask(llm, complexity="high", role="builder")
     assert [body(c)["model"] for c in route.calls] == ["gpt-6.2-astra"]
+    assert REGISTRY.get_sample_value("autopack_llm_models_skipped_total", labels) == skipped_before + 1
     assert answer.notes == (
         "gpt-5 skipped: shut down on 2026-12-11",
         "gpt-6.2-astra answered (replacement of gpt-5)",
