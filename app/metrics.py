@@ -65,3 +65,8 @@ LLM_INVALID = Counter(
     "autopack_llm_invalid_answers_total", "Answers that did not fit their schema", ["model", "repaired"]
 )
 BUDGET_REFUSALS = Counter("autopack_llm_budget_refusals_total", "Calls refused by a weekly budget", ["scope"])
+PROPOSALS = Counter(
+    "autopack_proposals_total",
+    "Proposal steps: started, refused (and why), pushed, verified, not_reproduced, unverified, revised, ...",
+    ["outcome"],
+)

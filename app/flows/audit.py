@@ -15,6 +15,7 @@ from typing import Any
 from githubkit.exception import RequestFailed
 
 from app.flows.context import FlowContext
+from app.flows.proposal_state import VERIFY_STEP
 from app.flows.registry import Flow
 from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
@@ -25,9 +26,12 @@ from app.metrics import AUDITS
 from app.policy import audit
 from app.policy.diff import fit, from_api
 from app.policy.markdown import neutral
+from app.policy.proposal import issue_of_branch
 
 CHECK_NAME = "Autopack audit"
-_MARKER = re.compile(r"<!-- autopack:audit:(?P<sha>[0-9a-f]{7,40})(?: fp=(?P<fps>[0-9a-f,]*))? -->")
+_MARKER = re.compile(
+    r"<!-- autopack:audit:(?P<sha>[0-9a-f]{7,40})(?: fp=(?P<fps>[0-9a-f,]*))?(?: v=(?P<verdict>\w+))? -->"
+)
 PROMPT_OVERHEAD = 3_000  # system rules, task, PR title/body and commits: the diff gets the rest
 
 
@@ -63,6 +67,7 @@ async def handle(ctx: FlowContext) -> None:
         if head.startswith(match["sha"]) or review.get("commit_id") == head:
             AUDITS.labels("skipped_already_audited").inc()
             ctx.log.info("head already audited", pr=number, head=head)
+            await _report_to_proposal(ctx, pr, head, match["verdict"] or "comment", [])
             return
         reported.update(fp for fp in (match["fps"] or "").split(",") if fp)
 
@@ -129,9 +134,8 @@ async def handle(ctx: FlowContext) -> None:
     fresh = audit.new_findings(kept, reported)
     placed = audit.place(fresh, files, floors)
 
-    marker = (
-        f"<!-- autopack:audit:{head} fp={','.join(sorted({*reported, *map(audit.fingerprint, fresh)}))} -->"
-    )
+    prints = ",".join(sorted({*reported, *map(audit.fingerprint, fresh)}))
+    marker = f"<!-- autopack:audit:{head} fp={prints} v={verdict} -->"
 
     def summary_of(shown: audit.Placement) -> str:
         return _summary(
@@ -174,6 +178,42 @@ async def handle(ctx: FlowContext) -> None:
         await repo.annotate_check_run(run_id, title=title, summary=summary, annotations=batch)
     AUDITS.labels(verdict).inc()
     ctx.log.info("audited", pr=number, head=head, verdict=verdict, risk=score.score, findings=len(fresh))
+    await _report_to_proposal(
+        ctx,
+        pr,
+        head,
+        verdict,
+        [
+            f"{f.severity} {f.path}:{f.start_line}-{f.end_line} {f.title}: {f.explanation}"[:600]
+            for f in kept
+            if audit.SEVERITY_RANK[f.severity] >= audit.SEVERITY_RANK["medium"]
+        ],
+    )
+
+
+async def _report_to_proposal(
+    ctx: FlowContext, pr: dict[str, Any], head: str, verdict: str, findings: list[str]
+) -> None:
+    """An Autopack proposal's PR: the verdict goes to its `verify_step` (ready, or revise)."""
+    issue = issue_of_branch((pr.get("head") or {}).get("ref"))
+    base_repo = ((pr.get("base") or {}).get("repo") or {}).get("full_name")
+    head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
+    if issue is None or ctx.repository is None or head_repo != base_repo:
+        return
+    await ctx.inbox.enqueue(
+        VERIFY_STEP,
+        f"{ctx.repository}#{issue}",
+        args={
+            "installation_id": ctx.installation_id,
+            "repository": ctx.repository,
+            "issue": issue,
+            "kind": "audit",
+            "sha": head,
+            "verdict": verdict,
+            "findings": findings[:20],
+        },
+        dedupe_key=f"audit-result:{ctx.repository}#{pr['number']}:{head}",
+    )
 
 
 def _line_comment(finding: audit.Finding) -> dict[str, Any]:

@@ -261,3 +261,80 @@ async def _audit(ctx: CommandContext) -> str:
         return "`/autopack audit` works on pull requests."
     await _run_flow_now(ctx, "audit", number=ctx.number)
     return ""  # the review and the check run are the answer
+
+
+def _issue_args(issue: dict[str, Any]) -> dict[str, Any]:
+    """What a proposal needs of the issue (not the whole payload object)."""
+    keep = ("number", "title", "body", "state", "user", "pull_request")
+    return {k: issue[k] for k in keep if k in issue}
+
+
+@command(
+    "propose",
+    Permission.WRITE,
+    "Write a pull request for this triaged feedback: a test that fails, then the fix, verified by CI.",
+    "/autopack propose [--force] [notes]",
+)
+async def _propose(ctx: CommandContext) -> str:
+    from app.flows.building import PREFLIGHT_TOKENS
+    from app.inbox.proposals import Proposals
+    from app.llm.ledger import BudgetExceeded, CallMeta
+    from app.policy.proposal import eligible, parse_propose_args
+
+    issue = ctx.flow.payload.get("issue") or {}
+    notes, force = parse_propose_args(ctx.command.args)
+    proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
+    verdict = eligible(
+        issue=issue,
+        triaged=await ctx.flow.inbox.latest_analysis(ctx.repo.full_name, ctx.number) is not None,
+        rejected=await proposals.rejection(ctx.repo.full_name, ctx.number),
+        existing=await proposals.get(ctx.repo.full_name, ctx.number),
+        force=force,
+    )
+    if not verdict.ok:
+        return verdict.reason
+    if ctx.flow.llm is None:
+        return "No LLM provider is configured for this Autopack installation."
+    try:
+        await ctx.flow.llm.preflight(
+            CallMeta(ctx.flow.installation_id, ctx.repo.full_name, "build", "builder", "general"),
+            "builder",
+            "medium",
+            PREFLIGHT_TOKENS,
+        )
+    except BudgetExceeded as exc:
+        return f"Not now: {exc.reason}."
+    await _run_flow_now(ctx, "propose", issue=_issue_args(issue), notes=notes, force=force)
+    return ""  # the proposal's comment on this issue is the answer
+
+
+@command(
+    "revise",
+    Permission.WRITE,
+    "Revise Autopack's pull request for this issue as instructed (then verified by CI again).",
+    "/autopack revise <instructions>",
+)
+async def _revise(ctx: CommandContext) -> str:
+    from app.flows.verify import queue_revise
+    from app.inbox.proposals import Proposals
+    from app.policy.proposal import OPEN
+
+    if not ctx.command.args.strip():
+        return "Say what to change: `/autopack revise <instructions>`."
+    proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
+    issue = ctx.flow.payload.get("issue") or {}
+    proposal = (
+        await proposals.by_pr(ctx.repo.full_name, ctx.number)
+        if "pull_request" in issue
+        else await proposals.get(ctx.repo.full_name, ctx.number)
+    )
+    if proposal is None or proposal.status not in OPEN or not proposal.pr_number:
+        return "There is no open Autopack proposal here to revise."
+    await queue_revise(
+        ctx.flow,
+        proposal,
+        "command",
+        key=f"command-{ctx.comment_id}",
+        instructions=ctx.command.args[:4_000],
+    )
+    return f"Revising #{proposal.pr_number} as asked; CI verifies the new commits again."

@@ -47,19 +47,22 @@ class FlowContext:
         """Whether the routing names a model for this role (a secondary auditor is optional)."""
         return self.llm is not None and self.llm.has_role(task, role, complexity, category)
 
+    @property
+    def default_branch(self) -> str:
+        repository = self.payload.get("repository")
+        return str(
+            (repository.get("default_branch") if isinstance(repository, dict) else None)
+            or self.payload.get("default_branch")
+            or "main"
+        )
+
     async def policy(self) -> LoadedPolicy:
         """The repository's `.github/autopack.yml` (or the defaults); an invalid file is reported
         as a check run on the default branch's head, and the defaults apply."""
         if self.policies is None or self.installation_id is None:
             raise RuntimeError("this job has no installation to read a policy with")
         repo = await self.repo()
-        repository = self.payload.get("repository")
-        branch = str(
-            (repository.get("default_branch") if isinstance(repository, dict) else None)
-            or self.payload.get("default_branch")
-            or "main"
-        )
-        loaded = await self.policies.load(repo, self.installation_id, branch)
+        loaded = await self.policies.load(repo, self.installation_id, self.default_branch)
         if loaded.error is not None:
             await policy_loader.report(repo, loaded)
         return loaded

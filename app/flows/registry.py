@@ -50,7 +50,17 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every flow Autopack has. Importing here keeps `app.flows.registry` free of cycles."""
-    from app.flows import audit, commands, config_check, installations, triage
+    from app.flows import (
+        audit,
+        commands,
+        config_check,
+        installations,
+        propose,
+        review,
+        revise,
+        triage,
+        verify,
+    )
 
     registry = Registry()
     registry.register(installations.FLOW)
@@ -58,4 +68,9 @@ def default_registry() -> Registry:
     registry.register(config_check.FLOW)
     registry.register(triage.FLOW)
     registry.register(audit.FLOW)
+    registry.register(propose.FLOW)
+    registry.register(verify.FLOW)
+    registry.register(verify.STEP_FLOW)
+    registry.register(revise.FLOW)
+    registry.register(review.FLOW)
     return registry

@@ -100,8 +100,27 @@ async def handle(ctx: FlowContext) -> None:
         triage.body_hash(issue.get("body")),
         str(issue.get("body") or ""),
         comment_id,
+        analysis.model_dump(),
     )
     TRIAGE.labels("triaged").inc()
+    if (
+        policy.proposals.auto
+        and analysis.warranted
+        and analysis.confidence >= policy.proposals.min_confidence
+    ):
+        # The propose flow checks the rest (rejections, an open proposal, the budget).
+        await ctx.inbox.enqueue(
+            "propose",
+            f"{repo.full_name}#{number}",
+            args={
+                "installation_id": ctx.installation_id,
+                "repository": repo.full_name,
+                "default_branch": ctx.default_branch,
+                "issue": {k: issue[k] for k in ("number", "title", "body", "state", "user") if k in issue},
+                "auto": True,
+            },
+            dedupe_key=f"propose-auto:{repo.full_name}#{number}",
+        )
     ctx.log.info(
         "triaged",
         issue=number,

@@ -163,6 +163,44 @@ MIGRATIONS.append(
     )
 )
 
+_PROPOSALS = [
+    # One row per feedback issue: the proposal's whole record is `data` (JSON, app.policy.proposal);
+    # the columns are what the flows look it up by.
+    """CREATE TABLE proposals (
+        repository TEXT NOT NULL,
+        issue_number BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        pr_number BIGINT,
+        waiting_sha TEXT,
+        data TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (repository, issue_number)
+    )""",
+    "CREATE INDEX proposals_pr ON proposals (repository, pr_number) WHERE pr_number IS NOT NULL",
+    "CREATE INDEX proposals_waiting ON proposals (waiting_sha) WHERE waiting_sha IS NOT NULL",
+    """CREATE TABLE rejections (
+        id {id},
+        repository TEXT NOT NULL,
+        issue_number BIGINT NOT NULL,
+        pr_number BIGINT,
+        reason TEXT NOT NULL,
+        rejected_by TEXT,
+        created_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX rejections_issue ON rejections (repository, issue_number, id)",
+    "ALTER TABLE triage_log ADD COLUMN analysis TEXT",
+]
+
+MIGRATIONS.append(
+    Migration(
+        4,
+        "improvement proposals, rejections, triage analyses",
+        sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _PROPOSALS],
+        postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _PROPOSALS],
+    )
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

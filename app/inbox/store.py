@@ -518,16 +518,43 @@ class Inbox:
         return await self.db.run(op)
 
     async def record_triage(
-        self, repository: str, issue_number: int, author: str, body_hash: str, body: str, comment_id: int
+        self,
+        repository: str,
+        issue_number: int,
+        author: str,
+        body_hash: str,
+        body: str,
+        comment_id: int,
+        analysis: dict[str, Any] | None = None,
     ) -> None:
         now = self.clock()
         await self.db.run(
             lambda tx: tx.execute(
                 "INSERT INTO triage_log (repository, issue_number, author, body_hash, body, comment_id,"
-                " triaged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (repository, issue_number, author, body_hash, body[:200_000], comment_id, now),
+                " triaged_at, analysis) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    repository,
+                    issue_number,
+                    author,
+                    body_hash,
+                    body[:200_000],
+                    comment_id,
+                    now,
+                    json.dumps(analysis) if analysis is not None else None,
+                ),
             )
         )
+
+    async def latest_analysis(self, repository: str, issue_number: int) -> dict[str, Any] | None:
+        """The validated answer of this issue's last triage (what a proposal starts from)."""
+        row = await self.db.run(
+            lambda tx: tx.fetchone(
+                "SELECT analysis FROM triage_log WHERE repository = ? AND issue_number = ? "
+                "AND analysis IS NOT NULL ORDER BY id DESC LIMIT 1",
+                (repository, issue_number),
+            )
+        )
+        return dict(json.loads(row["analysis"])) if row else None
 
     # ---- installations ---------------------------------------------------------------------
 

@@ -96,6 +96,31 @@ class Ledger:
 
         return await self.db.run(op)
 
+    def _over(
+        self, tx: Tx, meta: CallMeta, provider: str, tokens: int, caps: Caps, now: float
+    ) -> tuple[str, int, int] | None:
+        checks = [
+            ("provider", caps.provider, "provider = ?", (provider,)),
+            ("installation", caps.installation, "installation_id = ?", (meta.installation_id,)),
+            ("repository", caps.repository, "repository = ?", (meta.repository,)),
+        ]
+        for scope, cap, where, params in checks:
+            if cap is None or params[0] is None:
+                continue
+            used = self._used(tx, where, params, now)
+            if used + tokens > cap:
+                return (scope, cap, used)
+        return None
+
+    async def check(self, meta: CallMeta, provider: str, tokens: int, caps: Caps) -> None:
+        """Raise BudgetExceeded if `tokens` would not fit a cap now (nothing is reserved): the check
+        a multi-call task makes before it starts any work."""
+        now = self.clock()
+        over = await self.db.run(lambda tx: self._over(tx, meta, provider, tokens, caps, now))
+        if over is not None:
+            scope, cap, used = over
+            raise BudgetExceeded(scope if scope != "provider" else provider, cap, used, next_week_start(now))
+
     async def reserve(self, meta: CallMeta, provider: str, model: str, tokens: int, caps: Caps) -> int:
         """Check every cap and reserve `tokens`; raises BudgetExceeded naming the cap reached."""
         now = self.clock()
@@ -103,17 +128,9 @@ class Ledger:
         def op(tx: Tx) -> int | tuple[str, int, int]:
             if tx.dialect == "postgresql":
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (_BUDGET_LOCK,))
-            checks = [
-                ("provider", caps.provider, "provider = ?", (provider,)),
-                ("installation", caps.installation, "installation_id = ?", (meta.installation_id,)),
-                ("repository", caps.repository, "repository = ?", (meta.repository,)),
-            ]
-            for scope, cap, where, params in checks:
-                if cap is None or params[0] is None:
-                    continue
-                used = self._used(tx, where, params, now)
-                if used + tokens > cap:
-                    return (scope, cap, used)
+            over = self._over(tx, meta, provider, tokens, caps, now)
+            if over is not None:
+                return over
             row = tx.fetchone(
                 """INSERT INTO llm_usage (created_at, week, installation_id, repository, task, role,
                    category, provider, requested_model, reserved_tokens, job_id, delivery_id, outcome)

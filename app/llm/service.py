@@ -184,6 +184,38 @@ class LLM:
                 past.add(provider)
         return frozenset(past)
 
+    async def preflight(self, call: CallMeta, role: Role, complexity: Complexity, tokens: int) -> None:
+        """Before a task that will spend about `tokens`: raise BudgetExceeded (a Reschedule to the
+        next budget week) unless some model of the route's chain has that much budget left."""
+        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
+        chosen = route(
+            self.routing,
+            self.catalogue,
+            task=call.task,
+            role=role,
+            complexity=complexity,
+            category=call.category,
+            today=today,
+            past_soft_limit=await self._past_soft_limit(),
+        )
+        if chosen is None:
+            raise NoModelAvailable(f"no {role} is configured for {call.task}/{call.category}")
+        refusal: BudgetExceeded | None = None
+        for candidate in chosen.chain:
+            if candidate.provider not in self.providers:
+                continue
+            try:
+                caps = self._caps(candidate.provider, call)
+                await self.ledger.check(call, candidate.provider, tokens, caps)
+                return
+            except BudgetExceeded as exc:
+                refusal = exc
+                if exc.scope in ("installation", "repository"):
+                    break
+        if refusal is not None:
+            raise refusal
+        raise NoModelAvailable(f"no provider is configured for {call.task}/{role}")
+
     async def ask(
         self,
         schema: type[T],

@@ -40,8 +40,14 @@ class Feedback(_Section):
 
 
 class Proposals(_Section):
-    auto: bool = False
+    auto: bool = False  # propose by itself when triage finds an improvement warranted
     min_confidence: float = Field(default=0.8, ge=0, le=1)
+    max_rounds: int = Field(default=3, ge=1, le=10)  # revise rounds before handing over to humans
+    no_ci_minutes: int = Field(default=15, ge=1, le=1_440)  # no check at all by then: "no CI"
+    ci_timeout_minutes: int = Field(default=120, ge=5, le=2_880)  # checks still running: unverified
+    reviewers: list[str] = Field(default_factory=list)  # requested when the PR is ready
+    team_reviewers: list[str] = Field(default_factory=list)
+    context_tokens: int = Field(default=40_000, ge=2_000, le=200_000)  # repository files for the builder
 
 
 class Audit(_Section):
@@ -67,6 +73,9 @@ class Push(_Section):
 
 class Guardrails(_Section):
     allow_paths: list[str] = Field(default_factory=list)  # protected paths the bot may change
+    max_files: int = Field(default=20, ge=1, le=200)
+    max_changed_lines: int = Field(default=800, ge=10, le=20_000)
+    max_file_bytes: int = Field(default=200_000, ge=1_000, le=1_000_000)
 
 
 class Merge(_Section):

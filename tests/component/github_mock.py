@@ -125,6 +125,21 @@ class FakeRepo(FakeThread):
         self.pull_files: dict[int, list[dict[str, Any]]] = {}
         self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.check_updates: list[dict[str, Any]] = []
+        # Git data, pull requests and CI (the proposal flows)
+        self.modes: dict[str, str] = {}  # path → mode in the base tree (symlinks: 120000)
+        self.trees: dict[str, dict[str, Any]] = {}
+        self.commits: dict[str, dict[str, Any]] = {}
+        self.refs: dict[str, str] = {}
+        self.ref_writes: list[tuple[str, str]] = []  # (branch, sha) in order
+        self.created_pulls: list[dict[str, Any]] = []
+        self.pull_updates: list[dict[str, Any]] = []
+        self.ready: list[str] = []  # node ids marked ready for review
+        self.requested_reviewers: list[dict[str, Any]] = []
+        self.ci: dict[str, list[dict[str, Any]]] = {}  # sha → check runs of other apps
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.annotations: dict[int, list[dict[str, Any]]] = {}
+        self.review_comments: dict[int, list[dict[str, Any]]] = {}
+        self.graphql_reads = 0
 
     def install(self, router: respx.MockRouter, repo: str | None = None) -> None:
         repo = repo or self.repo
@@ -139,12 +154,32 @@ class FakeRepo(FakeThread):
         router.post(url__regex=rf"{base}/issues/(?P<n>\d+)/labels").mock(side_effect=self._add_labels)
         router.get(url__regex=rf"{base}/issues\?").mock(side_effect=self._list_issues)
         router.patch(url__regex=rf"{base}/issues/(?P<n>\d+)$").mock(side_effect=self._update_issue)
-        router.get(url__regex=rf"{base}/commits/\w+/check-runs").mock(side_effect=self._list_runs)
+        router.get(url__regex=rf"{base}/commits/(?P<sha>\w+)/check-runs").mock(side_effect=self._list_runs)
         router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)$").mock(side_effect=self._pull)
         router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)/files").mock(side_effect=self._files)
         router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)/commits").mock(side_effect=self._commits)
-        router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)/reviews").mock(side_effect=self._reviews)
-        router.post(url__regex=rf"{base}/pulls/(?P<n>\d+)/reviews").mock(side_effect=self._review)
+        router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)/reviews(?:\?|$)").mock(side_effect=self._reviews)
+        router.post(url__regex=rf"{base}/pulls/(?P<n>\d+)/reviews$").mock(side_effect=self._review)
+        router.get(url__regex=rf"{base}/git/trees/(?P<sha>\w+)").mock(side_effect=self._get_tree)
+        router.post(url__regex=rf"{base}/git/trees$").mock(side_effect=self._create_tree)
+        router.post(url__regex=rf"{base}/git/commits$").mock(side_effect=self._create_commit)
+        router.post(url__regex=rf"{base}/git/refs$").mock(side_effect=self._create_ref)
+        router.patch(url__regex=rf"{base}/git/refs/heads/(?P<branch>.+)$").mock(side_effect=self._update_ref)
+        router.get(url__regex=rf"{base}/pulls\?").mock(side_effect=self._list_pulls)
+        router.post(url__regex=rf"{base}/pulls$").mock(side_effect=self._create_pull)
+        router.patch(url__regex=rf"{base}/pulls/(?P<n>\d+)$").mock(side_effect=self._update_pull)
+        router.post(url__regex=rf"{base}/pulls/(?P<n>\d+)/requested_reviewers").mock(
+            side_effect=self._request_reviewers
+        )
+        router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)/reviews/(?P<rid>\d+)/comments").mock(
+            side_effect=self._review_comments
+        )
+        router.get(url__regex=rf"{base}/commits/(?P<sha>\w+)/status$").mock(side_effect=self._status)
+        router.get(url__regex=rf"{base}/check-runs/(?P<rid>\d+)/annotations").mock(
+            side_effect=self._annotations
+        )
+        router.get(url__regex=rf"{base}/check-runs/(?P<rid>\d+)$").mock(side_effect=self._get_run)
+        router.post(f"{API}/graphql").mock(side_effect=self._graphql)
         router.patch(url__regex=rf"{base}/check-runs/(?P<rid>\d+)").mock(side_effect=self._update_run)
         router.post(url__regex=rf"{base}/check-runs").mock(side_effect=self._create_run)
         super().install(router, repo)
@@ -214,9 +249,10 @@ class FakeRepo(FakeThread):
             self.closed.append(int(n))
         return httpx.Response(200, json={"number": int(n)})
 
-    def _list_runs(self, request: httpx.Request, full: str) -> httpx.Response:
+    def _list_runs(self, request: httpx.Request, full: str, sha: str) -> httpx.Response:
         self._note(request)
-        return httpx.Response(200, json={"total_count": len(self.check_runs), "check_runs": self.check_runs})
+        runs = [r for r in self.check_runs if r.get("head_sha") in (sha, self.head)] + self.ci.get(sha, [])
+        return httpx.Response(200, json={"total_count": len(runs), "check_runs": runs})
 
     def _page(self, request: httpx.Request, items: list[dict[str, Any]]) -> httpx.Response:
         page = int(request.url.params.get("page", "1"))
@@ -257,5 +293,152 @@ class FakeRepo(FakeThread):
 
     def _create_run(self, request: httpx.Request, full: str) -> httpx.Response:
         self._note(request)
-        self.check_runs.append(json.loads(request.content))
+        run = json.loads(request.content)
+        run.update(id=len(self.check_runs) + 1, app={"id": 12345, "slug": "autopack"})
+        self.check_runs.append(run)
         return httpx.Response(201, json={"id": len(self.check_runs)})
+
+    # ---- git data, pull requests, CI --------------------------------------------------------
+
+    def base_files(self) -> dict[str, str]:
+        return {path: text for (full, path), text in self.files.items() if full == self.repo}
+
+    def _get_tree(self, request: httpx.Request, full: str, sha: str) -> httpx.Response:
+        self._note(request)
+        entries = [
+            {"path": p, "mode": self.modes.get(p, "100644"), "type": "blob", "size": len(t.encode())}
+            for p, t in sorted(self.base_files().items())
+        ]
+        entries += [
+            {"path": p, "mode": m, "type": "blob", "size": 10}
+            for p, m in self.modes.items()
+            if p not in self.base_files()
+        ]
+        return httpx.Response(200, json={"sha": "7ree" + sha[4:], "tree": entries, "truncated": False})
+
+    def _create_tree(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        data = json.loads(request.content)
+        sha = f"{len(self.trees) + 1:040x}"
+        self.trees[sha] = data
+        return httpx.Response(201, json={"sha": sha})
+
+    def _create_commit(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        data = json.loads(request.content)
+        sha = f"c{len(self.commits) + 1:039x}"
+        self.commits[sha] = data
+        return httpx.Response(201, json={"sha": sha})
+
+    def _create_ref(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        data = json.loads(request.content)
+        branch = data["ref"].removeprefix("refs/heads/")
+        if branch in self.refs:
+            return httpx.Response(422, json={"message": "Reference already exists"})
+        self.refs[branch] = data["sha"]
+        self.ref_writes.append((branch, data["sha"]))
+        return httpx.Response(201, json={"ref": data["ref"], "object": {"sha": data["sha"]}})
+
+    def _update_ref(self, request: httpx.Request, full: str, branch: str) -> httpx.Response:
+        self._note(request)
+        data = json.loads(request.content)
+        if branch not in self.refs:
+            return httpx.Response(422, json={"message": "Reference does not exist"})
+        self.refs[branch] = data["sha"]
+        self.ref_writes.append((branch, data["sha"]))
+        for pull in self.pulls.values():
+            if pull["head"]["ref"] == branch:
+                pull["head"]["sha"] = data["sha"]
+        return httpx.Response(200, json={"ref": f"refs/heads/{branch}", "object": {"sha": data["sha"]}})
+
+    def _list_pulls(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        head = request.url.params.get("head", "")
+        branch = head.split(":", 1)[-1]
+        found = [p for p in self.pulls.values() if p["head"]["ref"] == branch and p["state"] == "open"]
+        return httpx.Response(200, json=found)
+
+    def _create_pull(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        data = json.loads(request.content)
+        number = 100 + len(self.created_pulls)
+        pull = {
+            "number": number,
+            "node_id": f"PR_node{number}",
+            "state": "open",
+            "draft": data.get("draft", False),
+            "title": data["title"],
+            "body": data["body"],
+            "head": {"ref": data["head"], "sha": self.refs.get(data["head"]), "repo": {"full_name": full}},
+            "base": {"ref": data["base"], "repo": {"full_name": full}},
+            "user": {"login": "autopack[bot]", "type": "Bot"},
+        }
+        self.created_pulls.append(data)
+        self.pulls[number] = pull
+        return httpx.Response(201, json=pull)
+
+    def _update_pull(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        data = json.loads(request.content)
+        self.pull_updates.append({"number": int(n), **data})
+        if int(n) in self.pulls:
+            self.pulls[int(n)].update(data)
+        return httpx.Response(200, json=self.pulls.get(int(n), {"number": int(n)}))
+
+    def _request_reviewers(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        self.requested_reviewers.append({"number": int(n), **json.loads(request.content)})
+        return httpx.Response(201, json={"number": int(n)})
+
+    def _review_comments(self, request: httpx.Request, full: str, n: str, rid: str) -> httpx.Response:
+        self._note(request)
+        return httpx.Response(200, json=self.review_comments.get(int(rid), []))
+
+    def _status(self, request: httpx.Request, full: str, sha: str) -> httpx.Response:
+        self._note(request)
+        statuses = self.statuses.get(sha, [])
+        return httpx.Response(200, json={"state": "pending", "sha": sha, "statuses": statuses})
+
+    def _annotations(self, request: httpx.Request, full: str, rid: str) -> httpx.Response:
+        self._note(request)
+        return httpx.Response(200, json=self.annotations.get(int(rid), []))
+
+    def _get_run(self, request: httpx.Request, full: str, rid: str) -> httpx.Response:
+        self._note(request)
+        runs = [r for rs in self.ci.values() for r in rs if r["id"] == int(rid)]
+        return (
+            httpx.Response(200, json=runs[0]) if runs else httpx.Response(404, json={"message": "Not Found"})
+        )
+
+    def _graphql(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
+        body = json.loads(request.content)
+        query, variables = body["query"], body.get("variables") or {}
+        if "markPullRequestReadyForReview" in query:
+            self.ready.append(variables["id"])
+            for pull in self.pulls.values():
+                if pull.get("node_id") == variables["id"]:
+                    pull["draft"] = False
+            return httpx.Response(200, json={"data": {"markPullRequestReadyForReview": {}}})
+        self.graphql_reads += 1
+        files = self.base_files()
+        found: dict[str, Any] = {}
+        for key, expression in variables.items():
+            if not key.startswith("e"):
+                continue
+            path = expression.split(":", 1)[1]
+            text = files.get(path)
+            found[f"f{key[1:]}"] = None if text is None else {"text": text, "isBinary": False}
+        return httpx.Response(200, json={"data": {"repository": found}})
+
+    def file_at(self, commit_sha: str, path: str) -> str | None:
+        """A file's content at one of the commits the flow created (walking parents to the base)."""
+        sha: str | None = commit_sha
+        while sha in self.commits:
+            tree = self.trees[self.commits[sha]["tree"]]
+            for entry in tree["tree"]:
+                if entry["path"] == path:
+                    return entry.get("content") if "content" in entry else None
+            sha = self.commits[sha]["parents"][0]
+        return self.base_files().get(path)

@@ -34,7 +34,8 @@ class Harness:
             github_api_url=API,
             database_url=f"sqlite:///{tmp_path / 'h.db'}",
         )
-        self.inbox = Inbox.open(self.settings.database_url)
+        self.offset = 0.0  # seconds added to the inbox's clock: scheduled jobs come due
+        self.inbox = Inbox.open(self.settings.database_url, clock=lambda: time.time() + self.offset)
         self.inbox.db.run_sync(__import__("app.inbox.schema", fromlist=["migrate"]).migrate)
         self.github = GitHubApp(12345, private_key_pem(), base_url=API, cache_strategy=MemCacheStrategy())
         self.registry = default_registry()

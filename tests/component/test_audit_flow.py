@@ -339,7 +339,7 @@ async def test_refused_line_comments_move_to_the_summary(
         return repo._review(request, full, n)
 
     router.post(
-        url__regex=r"https://api.github.test/repos/(?P<full>[^/]+/[^/]+)/pulls/(?P<n>\d+)/reviews"
+        url__regex=r"https://api.github.test/repos/(?P<full>[^/]+/[^/]+)/pulls/(?P<n>\d+)/reviews$"
     ).mock(side_effect=picky)
     await harness.deliver("pull_request", pr_event())
     await harness.run_next()

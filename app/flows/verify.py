@@ -1,0 +1,231 @@
+"""Fail-to-pass verification: CI events and scheduled checks move a proposal along.
+
+`check_suite` / `check_run` / `status` on an `autopack/issue-<n>` branch → `verify` (no GitHub call:
+if the proposal waits for that commit, queue a `verify_step` on the issue's subject, where all of a
+proposal's jobs run one at a time) → `verify_step`: the commit's check runs and statuses → what CI
+says (`policy.proposal.ci_outcome`) → the next step (`policy.proposal.next_step`) → carried out:
+push the fix, audit the verified change, revise, hand over, or say it is not reproduced or
+unverified. Scheduled checks (no CI after `no_ci_minutes`, unfinished after `ci_timeout_minutes`)
+are the same job with a `run_at`, so a lost webhook only delays a decision.
+
+The audit of a proposal's PR reports here too (`kind: audit`): a verified change that the audit does
+not block is marked ready for review, its reviewers are requested and the issue gets the link.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.flows import proposal_state as state
+from app.flows.context import FlowContext
+from app.flows.registry import Flow
+from app.github import git
+from app.github.repo import RepoClient
+from app.metrics import PROPOSALS
+from app.policy import proposal as policy
+from app.policy.repo_policy import RepoPolicy
+
+REVISE = "revise"
+
+
+def _target(event: str, payload: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The commit SHA of a CI event and the branches it is on."""
+    if event == "check_suite":
+        suite = payload.get("check_suite") or {}
+        return suite.get("head_sha"), [str(suite.get("head_branch") or "")]
+    if event == "check_run":
+        run = payload.get("check_run") or {}
+        suite = run.get("check_suite") or {}
+        return run.get("head_sha"), [str(suite.get("head_branch") or "")]
+    branches = [str(b.get("name") or "") for b in payload.get("branches") or [] if isinstance(b, dict)]
+    return payload.get("sha"), branches
+
+
+def _event_of(payload: dict[str, Any]) -> str | None:
+    if "check_suite" in payload:
+        return "check_suite"
+    if "check_run" in payload:
+        return "check_run"
+    if "sha" in payload and "state" in payload:
+        return "status"
+    return None
+
+
+def accepts(payload: dict[str, Any]) -> bool:
+    """Only CI results on Autopack's own branches."""
+    event = _event_of(payload)
+    if event is None:
+        return False
+    sha, branches = _target(event, payload)
+    return bool(sha) and any(policy.issue_of_branch(b) is not None for b in branches)
+
+
+async def route(ctx: FlowContext) -> None:
+    """A CI event → the proposal's `verify_step`, if it waits for that commit."""
+    sha, branches = _target(ctx.event_name, ctx.payload)
+    if sha is None or ctx.repository is None:
+        return
+    for branch in branches:
+        issue = policy.issue_of_branch(branch)
+        if issue is None:
+            continue
+        proposal = await state.store(ctx).get(ctx.repository, issue)
+        if proposal is None or proposal.waiting_sha != sha or proposal.status not in policy.WAITING:
+            ctx.log.info("CI event for a commit no proposal waits for", issue=issue, sha=sha)
+            continue
+        await ctx.inbox.enqueue(
+            state.VERIFY_STEP,
+            state.subject(proposal),
+            args={
+                "installation_id": proposal.installation_id,
+                "repository": proposal.repository,
+                "issue": issue,
+                "sha": sha,
+                "trigger": "event",
+            },
+            dedupe_key=f"ci-event:{ctx.delivery_id}:{issue}",
+        )
+
+
+async def step(ctx: FlowContext) -> None:
+    args = ctx.payload
+    repo = await ctx.repo()
+    proposal = await state.store(ctx).get(repo.full_name, int(args["issue"]))
+    if proposal is None:
+        return
+    rules = (await ctx.policy()).policy
+    if args.get("kind") == "audit":
+        findings = list(args.get("findings") or [])
+        await _audited(ctx, repo, proposal, rules, str(args["sha"]), str(args["verdict"]), findings)
+        return
+    sha = str(args["sha"])
+    if proposal.waiting_sha != sha or proposal.status not in policy.WAITING:
+        return  # decided already, or a newer commit is waited for
+    runs, statuses = await git.ci_for(repo, sha)
+    checks = policy.checks_from(runs, statuses, own_app_id=ctx.settings.app_id)
+    outcome = policy.ci_outcome(checks)
+    trigger: policy.Trigger = args.get("trigger", "event")
+    decided = policy.next_step(proposal, sha, outcome, trigger, max_rounds=rules.proposals.max_rounds)
+    phase = "test" if proposal.status == "awaiting_test_ci" else "fix"
+    current = proposal.current(phase)
+    if current is not None:
+        current.checks = checks
+        if decided != "wait":
+            current.outcome = outcome if outcome in ("failed", "passed", "none") else "timed_out"
+    ctx.log.info("CI result", issue=proposal.issue, sha=sha, outcome=outcome, step=decided, trigger=trigger)
+    if decided == "wait":
+        if trigger == "no_ci_check":
+            assert proposal.pushed_at is not None
+            at = proposal.pushed_at + rules.proposals.ci_timeout_minutes * 60
+            await state.schedule_check(ctx, proposal, sha, "deadline", at)
+        await state.store(ctx).save(proposal)
+        return
+    PROPOSALS.labels(decided).inc()
+    if decided == "push_fix":
+        assert proposal.fix_sha is not None
+        await state.wait_for_ci(ctx, repo, proposal, proposal.fix_sha, "fix", rules.proposals.no_ci_minutes)
+    elif decided == "push_fix_unverified":
+        assert proposal.fix_sha is not None
+        await git.set_branch(repo, proposal.branch, proposal.fix_sha)
+        proposal.status, proposal.waiting_sha = "unverified", None
+        _end_round(proposal, "unverified: no CI result")
+        await _audit(ctx, proposal)
+    elif decided == "verified":
+        proposal.status, proposal.waiting_sha = "auditing", None
+        _end_round(proposal, "verified")
+        await _audit(ctx, proposal)
+    elif decided == "not_reproduced":
+        proposal.status, proposal.waiting_sha = "not_reproduced", None
+        _end_round(proposal, "not reproduced")
+    elif decided == "unverified":
+        proposal.status, proposal.waiting_sha = "unverified", None
+        _end_round(proposal, "unverified: no CI result on the fix")
+        await _audit(ctx, proposal)
+    elif decided == "revise":
+        proposal.status, proposal.waiting_sha = "revising", None
+        _end_round(proposal, "fix failed CI")
+        await queue_revise(ctx, proposal, "ci", sha=sha)
+    elif decided == "hand_over":
+        proposal.status, proposal.waiting_sha = "handed_over", None
+        _end_round(proposal, "fix failed CI")
+    await state.publish(ctx, repo, proposal)
+
+
+def _end_round(proposal: policy.Proposal, outcome: str) -> None:
+    if proposal.rounds:
+        proposal.rounds[-1].outcome = outcome
+
+
+async def _audit(ctx: FlowContext, proposal: policy.Proposal) -> None:
+    """The audit of the fix commit (the PR is a draft, so it is asked for, not triggered)."""
+    await ctx.inbox.enqueue(
+        "audit",
+        f"{proposal.repository}#{proposal.pr_number}",
+        args={
+            "forced": True,
+            "installation_id": proposal.installation_id,
+            "repository": proposal.repository,
+            "default_branch": proposal.base_branch,
+            "number": proposal.pr_number,
+        },
+        dedupe_key=f"audit:{proposal.repository}#{proposal.pr_number}:{proposal.fix_sha}",
+    )
+
+
+async def queue_revise(
+    ctx: FlowContext, proposal: policy.Proposal, trigger: str, *, key: str | None = None, **details: Any
+) -> None:
+    await ctx.inbox.enqueue(
+        REVISE,
+        state.subject(proposal),
+        args={
+            "installation_id": proposal.installation_id,
+            "repository": proposal.repository,
+            "default_branch": proposal.base_branch,
+            "issue": proposal.issue,
+            "trigger": trigger,
+            **details,
+        },
+        dedupe_key=f"revise:{proposal.repository}#{proposal.issue}:{proposal.round}:{key or trigger}",
+    )
+
+
+async def _audited(
+    ctx: FlowContext,
+    repo: RepoClient,
+    proposal: policy.Proposal,
+    rules: RepoPolicy,
+    sha: str,
+    verdict: str,
+    findings: list[str],
+) -> None:
+    if proposal.fix_sha != sha or proposal.status not in ("auditing", "unverified"):
+        return
+    proposal.audit_verdict = verdict
+    if proposal.status == "auditing":
+        if verdict == "block":
+            if proposal.round < rules.proposals.max_rounds:
+                proposal.status = "revising"
+                await queue_revise(ctx, proposal, "audit", findings=findings[:20])
+            else:
+                proposal.status = "handed_over"
+            PROPOSALS.labels("audit_blocked").inc()
+        else:
+            if proposal.pr_node_id:
+                await git.mark_ready(repo, proposal.pr_node_id)
+            assert proposal.pr_number is not None
+            await git.request_reviewers(
+                repo, proposal.pr_number, rules.proposals.reviewers, rules.proposals.team_reviewers
+            )
+            proposal.status = "ready"
+            PROPOSALS.labels("ready").inc()
+    await state.publish(ctx, repo, proposal)
+
+
+FLOW = Flow(
+    name="verify",
+    triggers=frozenset({("check_suite", "completed"), ("check_run", "completed"), ("status", None)}),
+    handler=route,
+    accepts=accepts,
+)
+STEP_FLOW = Flow(name=state.VERIFY_STEP, triggers=frozenset(), handler=step)

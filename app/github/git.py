@@ -1,0 +1,200 @@
+"""Git Data API, pull requests and CI results: what a proposal needs beyond `RepoClient`.
+
+Commits are made without a checkout: a tree on top of the parent's tree with the changed files'
+content inline, a commit on it, then the branch moved (force, since only Autopack writes its own
+`autopack/issue-<n>` branches). Files are read in batches through one GraphQL query, not one REST
+request per file. Everything is looked up before it is created, so running twice creates nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from githubkit.exception import RequestFailed
+
+from app.github.repo import RepoClient
+
+GRAPHQL_BATCH = 50  # files per GraphQL query
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    mode: str
+    type: str  # blob | tree | commit (submodule)
+    size: int
+
+
+@dataclass(frozen=True)
+class Tree:
+    sha: str
+    entries: tuple[TreeEntry, ...]
+    truncated: bool
+
+    def blobs(self) -> dict[str, TreeEntry]:
+        return {e.path: e for e in self.entries if e.type in ("blob", "commit")}
+
+
+async def tree(repo: RepoClient, commit_sha: str) -> Tree:
+    """The whole tree of a commit (GitHub truncates trees over 100,000 entries; noted, not fatal)."""
+    response = await repo.gh.arequest(
+        "GET", f"/repos/{repo.full_name}/git/trees/{commit_sha}", params={"recursive": "1"}
+    )
+    data = response.json()
+    entries = tuple(
+        TreeEntry(str(e["path"]), str(e.get("mode") or ""), str(e.get("type") or ""), int(e.get("size") or 0))
+        for e in data.get("tree") or []
+    )
+    return Tree(str(data["sha"]), entries, bool(data.get("truncated")))
+
+
+_READ = """query($owner: String!, $name: String!{params}) {{
+  repository(owner: $owner, name: $name) {{
+{fields}
+  }}
+}}"""
+
+
+async def read_files(repo: RepoClient, ref: str, paths: list[str]) -> dict[str, str | None]:
+    """The text of each path at `ref` (None: missing or binary), fifty files per request."""
+    result: dict[str, str | None] = {}
+    for start in range(0, len(paths), GRAPHQL_BATCH):
+        batch = paths[start : start + GRAPHQL_BATCH]
+        params = "".join(f", $e{i}: String!" for i in range(len(batch)))
+        fields = "\n".join(
+            f"    f{i}: object(expression: $e{i}) {{ ... on Blob {{ text isBinary }} }}"
+            for i in range(len(batch))
+        )
+        variables: dict[str, Any] = {"owner": repo.owner, "name": repo.name}
+        variables.update({f"e{i}": f"{ref}:{path}" for i, path in enumerate(batch)})
+        data = await repo.gh.async_graphql(_READ.format(params=params, fields=fields), variables)
+        found = (data or {}).get("repository") or {}
+        for i, path in enumerate(batch):
+            blob = found.get(f"f{i}")
+            readable = isinstance(blob, dict) and not blob.get("isBinary") and blob.get("text") is not None
+            result[path] = str(blob["text"]) if readable and isinstance(blob, dict) else None
+    return result
+
+
+async def commit(
+    repo: RepoClient,
+    *,
+    parent: str,
+    base_tree: str,
+    changes: dict[str, tuple[str | None, str]],
+    message: str,
+) -> tuple[str, str]:
+    """A commit on `parent` whose tree is `base_tree` with `changes` (path → (content or None to
+    delete, mode)). Returns (commit SHA, tree SHA)."""
+    entries: list[dict[str, Any]] = []
+    for path, (content, mode) in sorted(changes.items()):
+        entry: dict[str, Any] = {"path": path, "mode": mode, "type": "blob"}
+        if content is None:
+            entry["sha"] = None
+        else:
+            entry["content"] = content
+        entries.append(entry)
+    made = await repo.gh.arequest(
+        "POST", f"/repos/{repo.full_name}/git/trees", json={"base_tree": base_tree, "tree": entries}
+    )
+    tree_sha = str(made.json()["sha"])
+    created = await repo.gh.arequest(
+        "POST",
+        f"/repos/{repo.full_name}/git/commits",
+        json={"message": message, "tree": tree_sha, "parents": [parent]},
+    )
+    return str(created.json()["sha"]), tree_sha
+
+
+async def set_branch(repo: RepoClient, branch: str, sha: str) -> None:
+    """Point `branch` at `sha`: create it, or move it (force) when it exists."""
+    try:
+        await repo.gh.arequest(
+            "POST", f"/repos/{repo.full_name}/git/refs", json={"ref": f"refs/heads/{branch}", "sha": sha}
+        )
+        return
+    except RequestFailed as exc:
+        if exc.response.status_code != 422:
+            raise
+    await repo.gh.arequest(
+        "PATCH", f"/repos/{repo.full_name}/git/refs/heads/{branch}", json={"sha": sha, "force": True}
+    )
+
+
+async def open_pull_for(repo: RepoClient, branch: str) -> dict[str, Any] | None:
+    response = await repo.gh.arequest(
+        "GET",
+        f"/repos/{repo.full_name}/pulls",
+        params={"head": f"{repo.owner}:{branch}", "state": "open", "per_page": 5},
+    )
+    pulls = response.json()
+    return dict(pulls[0]) if pulls else None
+
+
+async def create_pull(
+    repo: RepoClient, *, title: str, body: str, head: str, base: str, draft: bool = True
+) -> dict[str, Any]:
+    response = await repo.gh.arequest(
+        "POST",
+        f"/repos/{repo.full_name}/pulls",
+        json={"title": title, "body": body, "head": head, "base": base, "draft": draft},
+    )
+    return dict(response.json())
+
+
+async def update_pull(repo: RepoClient, number: int, *, body: str, title: str | None = None) -> None:
+    data: dict[str, Any] = {"body": body[:65_000]}
+    if title:
+        data["title"] = title
+    await repo.gh.arequest("PATCH", f"/repos/{repo.full_name}/pulls/{number}", json=data)
+
+
+_READY = """mutation($id: ID!) {
+  markPullRequestReadyForReview(input: {pullRequestId: $id}) { pullRequest { isDraft } }
+}"""
+
+
+async def mark_ready(repo: RepoClient, node_id: str) -> None:
+    """Draft → ready for review (only GraphQL can do this)."""
+    await repo.gh.async_graphql(_READY, {"id": node_id})
+
+
+async def request_reviewers(repo: RepoClient, number: int, users: list[str], teams: list[str]) -> None:
+    if not users and not teams:
+        return
+    await repo.gh.arequest(
+        "POST",
+        f"/repos/{repo.full_name}/pulls/{number}/requested_reviewers",
+        json={"reviewers": users, "team_reviewers": teams},
+    )
+
+
+async def ci_for(repo: RepoClient, sha: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The commit's check runs (latest of each) and its commit statuses (latest per context)."""
+    runs = await repo.gh.arequest(
+        "GET", f"/repos/{repo.full_name}/commits/{sha}/check-runs", params={"per_page": 100}
+    )
+    combined = await repo.gh.arequest("GET", f"/repos/{repo.full_name}/commits/{sha}/status")
+    return list(runs.json().get("check_runs") or []), list(combined.json().get("statuses") or [])
+
+
+async def check_annotations(repo: RepoClient, check_run_id: int) -> list[dict[str, Any]]:
+    response = await repo.gh.arequest(
+        "GET", f"/repos/{repo.full_name}/check-runs/{check_run_id}/annotations", params={"per_page": 50}
+    )
+    return list(response.json())
+
+
+async def check_run(repo: RepoClient, check_run_id: int) -> dict[str, Any]:
+    response = await repo.gh.arequest("GET", f"/repos/{repo.full_name}/check-runs/{check_run_id}")
+    return dict(response.json())
+
+
+async def review_comments(repo: RepoClient, number: int, review_id: int) -> list[dict[str, Any]]:
+    response = await repo.gh.arequest(
+        "GET",
+        f"/repos/{repo.full_name}/pulls/{number}/reviews/{review_id}/comments",
+        params={"per_page": 100},
+    )
+    return list(response.json())

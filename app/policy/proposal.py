@@ -1,0 +1,426 @@
+"""Improvement proposals: who may start one, what CI says, what happens next, and the PR body. Pure.
+
+A proposal walks: building → awaiting_test_ci (the tests-only commit is pushed; CI must fail) →
+awaiting_fix_ci (the fix is pushed; CI must pass) → auditing → ready. Other ends: not_reproduced
+(the test passed without the fix), unverified (no CI, or CI never finished), handed_over (the revise
+rounds are spent), failed (nothing was pushed: a guardrail or an edit refused it), and closed or
+merged. Every step is decided here from data; `app.flows.proposals` carries the decisions out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from app.policy.audit import CATEGORY_ORDER, file_categories, primary_category
+from app.policy.markdown import neutral
+
+Complexity = Literal["low", "medium", "high"]
+BRANCH_PREFIX = "autopack/issue-"
+OPEN = frozenset(
+    {
+        "building",
+        "awaiting_test_ci",
+        "awaiting_fix_ci",
+        "auditing",
+        "ready",
+        "not_reproduced",
+        "unverified",
+        "handed_over",
+        "revising",
+    }
+)
+WAITING = frozenset({"awaiting_test_ci", "awaiting_fix_ci"})
+
+
+def branch_for(issue: int) -> str:
+    return f"{BRANCH_PREFIX}{issue}"
+
+
+def issue_of_branch(branch: str | None) -> int | None:
+    match = re.fullmatch(re.escape(BRANCH_PREFIX) + r"(\d{1,9})", branch or "")
+    return int(match[1]) if match else None
+
+
+# ---- the proposal's record ---------------------------------------------------------------------
+
+
+@dataclass
+class Round:
+    number: int
+    trigger: str  # "proposal", "ci", "audit", "review", "command"
+    summary: str  # what the builder was told (short) and what it changed
+    outcome: str = ""  # filled when the round's verification ends
+
+
+@dataclass
+class CheckResult:
+    name: str
+    state: Literal["pending", "passed", "failed", "ignored"]
+    url: str | None = None
+    check_run_id: int | None = None
+    summary: str = ""
+
+
+@dataclass
+class Verification:
+    phase: Literal["test", "fix"]
+    sha: str
+    outcome: str = "pending"  # pending | failed | passed | none | timed_out
+    checks: list[CheckResult] = field(default_factory=list)
+
+
+@dataclass
+class Usage:
+    model: str
+    role: str
+    tokens: int
+    cost: float
+
+
+@dataclass
+class Proposal:
+    repository: str
+    issue: int
+    installation_id: int
+    status: str = "building"
+    base_branch: str = "main"
+    base_sha: str = ""
+    base_tree: str = ""
+    test_tree: str = ""
+    pr_number: int | None = None
+    pr_node_id: str | None = None
+    round: int = 1
+    test_sha: str | None = None
+    fix_sha: str | None = None
+    waiting_sha: str | None = None
+    pushed_at: float | None = None
+    title: str = ""
+    approach: str = ""
+    problem: str = ""  # triage's summary
+    notes: str = ""  # the maintainer's words with `/autopack propose`
+    category: str = "general"
+    complexity: Complexity = "medium"
+    risk_notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # new dependencies, install hooks
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # path → {base, current, part, mode}
+    context: list[str] = field(default_factory=list)  # "path (reason)" sent to the builder
+    left_out: list[str] = field(default_factory=list)
+    framework: str = "unknown"
+    verification: list[Verification] = field(default_factory=list)
+    rounds: list[Round] = field(default_factory=list)
+    usage: list[Usage] = field(default_factory=list)
+    audit_verdict: str | None = None
+    comment_id: int | None = None
+    error: str | None = None
+
+    @property
+    def branch(self) -> str:
+        return branch_for(self.issue)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Proposal:
+        data = dict(data)
+        data["verification"] = [
+            Verification(**{**v, "checks": [CheckResult(**c) for c in v.get("checks", [])]})
+            for v in data.get("verification", [])
+        ]
+        data["rounds"] = [Round(**r) for r in data.get("rounds", [])]
+        data["usage"] = [Usage(**u) for u in data.get("usage", [])]
+        return cls(**data)
+
+    def current(self, phase: str) -> Verification | None:
+        return next((v for v in reversed(self.verification) if v.phase == phase), None)
+
+
+# ---- may a proposal start? ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    ok: bool
+    reason: str
+
+
+def eligible(
+    *,
+    issue: dict[str, Any],
+    triaged: bool,
+    rejected: str | None,
+    existing: Proposal | None,
+    force: bool,
+) -> Eligibility:
+    """Whether `/autopack propose` (or the automatic trigger) may start a proposal for this issue."""
+    if "pull_request" in issue:
+        return Eligibility(False, "`/autopack propose` works on feedback issues, not pull requests.")
+    if issue.get("state") != "open":
+        return Eligibility(False, "This issue is closed.")
+    if not triaged:
+        return Eligibility(False, "This issue has not been triaged yet: run `/autopack triage` first.")
+    if existing is not None and existing.status in OPEN:
+        where = f" in #{existing.pr_number}" if existing.pr_number else ""
+        return Eligibility(False, f"A proposal for this issue is already open{where} ({existing.status}).")
+    if rejected is not None and not force:
+        return Eligibility(
+            False,
+            "An earlier proposal for this issue was rejected"
+            + (f" ({neutral(rejected)[:200]})" if rejected else "")
+            + ". Ask again with `/autopack propose --force` to try anyway.",
+        )
+    return Eligibility(True, "ok")
+
+
+def parse_propose_args(args: str) -> tuple[str, bool]:
+    """`/autopack propose [--force] [notes]` → (notes, force)."""
+    words = args.split()
+    force = "--force" in words
+    notes = " ".join(w for w in words if w != "--force")
+    return notes[:2_000], force
+
+
+# ---- what CI says --------------------------------------------------------------------------------
+
+_FAILED = {"failure", "timed_out", "action_required", "startup_failure"}
+_PASSED = {"success", "neutral"}
+
+
+def checks_from(
+    check_runs: Iterable[dict[str, Any]], statuses: Iterable[dict[str, Any]], *, own_app_id: int | None
+) -> list[CheckResult]:
+    """The commit's CI, from its check runs and commit statuses. Autopack's own check runs are not CI;
+    cancelled, skipped and stale runs prove nothing either way."""
+    results: list[CheckResult] = []
+    latest: dict[str, dict[str, Any]] = {}
+    for run in check_runs:
+        if own_app_id is not None and (run.get("app") or {}).get("id") == own_app_id:
+            continue
+        name = str(run.get("name") or "check")
+        if name not in latest or int(run.get("id") or 0) > int(latest[name].get("id") or 0):
+            latest[name] = run  # a re-run replaces the earlier result of the same check
+    for name, run in sorted(latest.items()):
+        conclusion = run.get("conclusion")
+        if run.get("status") != "completed":
+            state = "pending"
+        elif conclusion in _FAILED:
+            state = "failed"
+        elif conclusion in _PASSED:
+            state = "passed"
+        else:
+            state = "ignored"
+        output = run.get("output") or {}
+        results.append(
+            CheckResult(
+                name,
+                state,  # type: ignore[arg-type]
+                run.get("html_url") or run.get("details_url"),
+                int(run["id"]) if run.get("id") else None,
+                str(output.get("title") or "")[:200],
+            )
+        )
+    for status in statuses:
+        state_map = {"pending": "pending", "success": "passed", "failure": "failed", "error": "failed"}
+        results.append(
+            CheckResult(
+                str(status.get("context") or "status"),
+                state_map.get(str(status.get("state")), "ignored"),  # type: ignore[arg-type]
+                status.get("target_url"),
+                None,
+                str(status.get("description") or "")[:200],
+            )
+        )
+    return results
+
+
+def ci_outcome(checks: list[CheckResult]) -> Literal["none", "pending", "failed", "passed"]:
+    counted = [c for c in checks if c.state != "ignored"]
+    if not counted:
+        return "none"
+    if any(c.state == "failed" for c in counted):
+        return "failed"  # one failure decides: no need to wait for the slow jobs
+    if any(c.state == "pending" for c in counted):
+        return "pending"
+    return "passed"
+
+
+# ---- what to do next ---------------------------------------------------------------------------
+
+Trigger = Literal["event", "no_ci_check", "deadline"]
+Step = Literal[
+    "wait",  # nothing decided yet
+    "push_fix",  # the test failed as it must: push the fix
+    "push_fix_unverified",  # no CI on the tests-only commit: push the fix, say it is unverified
+    "verified",  # fail → pass: audit it, then ready for review
+    "not_reproduced",  # the test passed without the fix
+    "revise",  # the fix failed CI and rounds remain
+    "hand_over",  # the fix failed CI and the rounds are spent
+    "unverified",  # no CI, or CI that never finished, on the fix
+    "stale",  # the event is about a commit the proposal no longer waits for
+]
+
+
+def next_step(proposal: Proposal, sha: str, outcome: str, trigger: Trigger, *, max_rounds: int) -> Step:
+    if proposal.status not in WAITING or proposal.waiting_sha != sha:
+        return "stale"
+    phase_test = proposal.status == "awaiting_test_ci"
+    if outcome == "failed":
+        if phase_test:
+            return "push_fix"
+        return "revise" if proposal.round < max_rounds else "hand_over"
+    if outcome == "passed":
+        return "not_reproduced" if phase_test else "verified"
+    if trigger == "event" or (trigger == "no_ci_check" and outcome == "pending"):
+        return "wait"
+    # no CI at all by the first check, or checks still unfinished at the deadline
+    return "push_fix_unverified" if phase_test else "unverified"
+
+
+# ---- the pull request --------------------------------------------------------------------------
+
+_OUTCOME_TEXT = {
+    "verified": "✅ **Verified**: the new test failed without the fix and passes with it.",
+    "not_reproduced": "⚠️ **Not reproduced**: the new test passed without the fix, so the problem may "
+    "not exist as reported. This pull request stays a draft.",
+    "unverified": "⚠️ **Unverified**: the repository's CI gave no result in time, so neither the "
+    "failure nor the fix is shown by CI. Review it as an unverified change.",
+    "fix_failed": "❌ **Fix failed** CI; Autopack is revising it.",
+    "handed_over": "🙋 **Handed over**: the fix still fails CI after the allowed revise rounds. "
+    "What was tried is below; a human decides from here.",
+}
+
+
+def _check_line(check: CheckResult) -> str:
+    icon = {"failed": "❌", "passed": "✅", "pending": "⏳", "ignored": "➖"}[check.state]
+    name = neutral(check.name)[:80]
+    link = f"[{name}]({check.url})" if check.url and check.url.startswith("https://") else f"`{name}`"
+    return f"  - {icon} {link}" + (f": {neutral(check.summary)[:120]}" if check.summary else "")
+
+
+def verification_section(proposal: Proposal) -> list[str]:
+    lines = ["## Verification", ""]
+    labels = {"test": "tests-only commit (must fail)", "fix": "fix commit (must pass)"}
+    outcome_words = {
+        "pending": "⏳ waiting for CI",
+        "failed": "❌ failed",
+        "passed": "✅ passed",
+        "none": "➖ no CI ran",
+        "timed_out": "⌛ CI did not finish in time",
+    }
+    for v in proposal.verification:
+        lines.append(f"- {labels[v.phase]} `{v.sha[:7]}`: {outcome_words.get(v.outcome, v.outcome)}")
+        lines += [_check_line(c) for c in v.checks if c.state != "ignored"][:20]
+    summary = _OUTCOME_TEXT.get(
+        "verified" if proposal.status in ("auditing", "ready") else proposal.status,
+    )
+    if summary:
+        lines += ["", summary]
+    elif proposal.status in WAITING:
+        lines += ["", "CI is running; this section is updated when it reports."]
+    return lines
+
+
+def render_body(proposal: Proposal) -> str:
+    """The PR body, rendered from the record every time (never appended to)."""
+    test_files = [p for p, f in sorted(proposal.files.items()) if f.get("part") == "test"]
+    fix_files = [p for p, f in sorted(proposal.files.items()) if f.get("part") == "fix"]
+    lines = [
+        f"Proposed by Autopack for #{proposal.issue}. **Draft until verified by CI and reviewed.**",
+        "",
+        "## Problem",
+        "",
+        neutral(proposal.problem) or "(see the issue)",
+        "",
+        "## Approach",
+        "",
+        neutral(proposal.approach),
+        "",
+        "## Files",
+        "",
+        *[f"- test: `{p}`" for p in test_files],
+        *[
+            f"- fix: `{p}`" + (" (deleted)" if proposal.files[p]["current"] is None else "")
+            for p in fix_files
+        ],
+        "",
+        *verification_section(proposal),
+    ]
+    if proposal.flags or proposal.risk_notes:
+        lines += ["", "## Risk notes", ""]
+        lines += [f"- ⚠️ {neutral(flag)}" for flag in proposal.flags]
+        lines += [f"- {neutral(note)}" for note in proposal.risk_notes]
+    if len(proposal.rounds) > 1 or proposal.status == "handed_over":
+        lines += ["", "## Rounds", ""]
+        lines += [
+            f"{r.number}. {r.trigger}: {neutral(r.summary)[:300]}" + (f" → {r.outcome}" if r.outcome else "")
+            for r in proposal.rounds
+        ]
+    tokens = sum(u.tokens for u in proposal.usage)
+    cost = sum(u.cost for u in proposal.usage)
+    models = sorted({f"`{u.model}` ({u.role})" for u in proposal.usage})
+    details = [
+        f"- models: {', '.join(models) or 'none'}; {tokens:,} tokens, ${cost:.4f}",
+        f"- test framework: {proposal.framework}; base `{proposal.base_sha[:7]}` of `{proposal.base_branch}`",
+        "- context sent to the builder: " + ("; ".join(proposal.context) or "none"),
+    ]
+    if proposal.left_out:
+        details.append("- left out to fit the budget: " + "; ".join(proposal.left_out[:30]))
+    lines += ["", "<details><summary>Context, models and cost</summary>", "", *details, "", "</details>"]
+    lines += ["", f"Closes #{proposal.issue}"]
+    return "\n".join(lines)
+
+
+def issue_comment(proposal: Proposal) -> str:
+    """The one comment on the feedback issue about its proposal, edited as the proposal moves."""
+    pr = f"#{proposal.pr_number}" if proposal.pr_number else "a pull request"
+    text = {
+        "building": "Autopack is writing a proposal for this issue.",
+        "awaiting_test_ci": f"Autopack opened {pr} (draft) and is verifying it with this repository's CI.",
+        "awaiting_fix_ci": f"Autopack's test in {pr} reproduced the problem; CI is checking the fix.",
+        "auditing": f"{pr} passed verification; the audit is running.",
+        "ready": f"{pr} is verified (its new test failed before the fix and passes after it), audited "
+        "and ready for review.",
+        "not_reproduced": f"The test in {pr} passed without any fix, so this improvement may not be "
+        "needed as reported. The pull request stays a draft; a maintainer can close it or ask for "
+        "`/autopack revise <instructions>`.",
+        "unverified": f"{pr} could not be verified: CI gave no result in time. It stays a draft.",
+        "handed_over": f"{pr} still fails CI after {proposal.round} rounds; Autopack handed it over to "
+        "the maintainers.",
+        "failed": "Autopack could not make a proposal for this issue.",
+    }.get(proposal.status, f"Proposal {pr}: {proposal.status}.")
+    lines = [f"**Autopack proposal:** {text}"]
+    if proposal.status == "failed" and proposal.error:
+        lines += ["", neutral(proposal.error)]
+    return "\n".join(lines)
+
+
+def commit_message(proposal: Proposal, phase: Literal["test", "fix"]) -> str:
+    title = neutral(proposal.title).replace("\n", " ")[:72] or f"issue #{proposal.issue}"
+    if phase == "test":
+        return (
+            f"Add a failing test for #{proposal.issue}: {title}\n\n"
+            "The test reproduces the problem; the next commit fixes it."
+        )
+    return f"{title} (#{proposal.issue})\n\nRefs #{proposal.issue}; proposed by Autopack."
+
+
+def routing(
+    analysis: dict[str, Any], paths: list[str], extra: dict[str, list[str]] | None = None
+) -> tuple[Complexity, str]:
+    """The builder's (complexity, risk category): from triage's verdict and the files the feedback
+    points at (the riskiest category among the first candidates routes the model)."""
+    found: set[str] = set()
+    for path in paths[:8]:
+        found.update(file_categories(path, extra))
+    category = primary_category(tuple(c for c in CATEGORY_ORDER if c in found))
+    kind, severity = analysis.get("category"), analysis.get("severity")
+    if kind == "feature_request" or severity == "critical" or category == "security_auth_change":
+        complexity: Complexity = "high"
+    elif category == "docs" or (severity == "low" and kind != "performance"):
+        complexity = "low"
+    else:
+        complexity = "medium"
+    return complexity, category

@@ -1,0 +1,612 @@
+"""Improvement proposals end to end: command → tree → builder → two commits → draft PR → CI → audit →
+ready; every verification outcome, revise rounds, guardrail refusals, repairs and idempotency.
+GitHub and both LLM providers are mocked at the HTTP layer; payloads are GitHub's examples."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import respx
+
+from app.inbox.proposals import Proposals
+from app.policy.proposal import Proposal
+from tests.component.github_mock import FakeRepo
+from tests.component.harness import Harness
+from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
+from tests.support import comment_payload, payload
+
+REPO = "octo-org/widgets"
+SAVE = "def save(project):\n    rows = collect(project)\n    return write(rows)\n"
+ANALYSIS = {
+    "category": "bug",
+    "severity": "medium",
+    "summary": "Saving fails when the database is locked.",
+    "warranted": True,
+    "confidence": 0.9,
+    "reasons": ["reproducible"],
+    "questions": [],
+    "area": "app",
+    "duplicates": [],
+}
+
+
+def edit(op: str, path: str, **kw: Any) -> dict[str, Any]:
+    return {"op": op, "path": path, "content": None, "search": None, "replace": None, **kw}
+
+
+TEST_EDIT = edit(
+    "create", "tests/test_save_locked.py", content="def test_locked():\n    assert save_locked()\n"
+)
+FIX_EDIT = edit(
+    "search_replace",
+    "app/storage/save.py",
+    search="    return write(rows)",
+    replace="    return retry(write, rows)",
+)
+
+
+def change_set(
+    *, tests: list[dict[str, Any]] | None = None, fixes: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "title": "Retry writes when the database is locked",
+        "approach": "Wrap the write in a bounded retry. Ping @someone at https://evil.example",
+        "test_edits": tests if tests is not None else [TEST_EDIT],
+        "fix_edits": fixes if fixes is not None else [FIX_EDIT],
+        "risk_notes": ["Retries could hide a real deadlock."],
+    }
+
+
+@pytest.fixture
+def github() -> Iterator[tuple[FakeRepo, respx.MockRouter]]:
+    repo = FakeRepo(permissions={"maintainer": "write", "reader": "read"})
+    repo.files.update(
+        {
+            (REPO, "app/storage/save.py"): SAVE,
+            (
+                REPO,
+                "tests/test_save.py",
+            ): "from app.storage.save import save\n\ndef test_save():\n    assert save(1)\n",
+            (REPO, "README.md"): "# Widgets\n\nRun `pytest`.\n",
+            (REPO, "conftest.py"): "",
+        }
+    )
+    with respx.mock(assert_all_called=False) as router:
+        repo.install(router)
+        yield repo, router
+
+
+class Builder:
+    """The builder's (OpenAI) answers in order, and the auditor's (Anthropic) verdict."""
+
+    def __init__(self, router: respx.MockRouter, *answers: dict[str, Any], verdict: str = "comment") -> None:
+        self.answers = list(answers)
+        self.calls = 0
+        router.post(OPENAI).mock(side_effect=self._answer)
+        router.post(ANTHROPIC).mock(
+            return_value=anthropic_answer(
+                {"findings": [], "verdict": verdict, "confidence": 0.8}, "claude-sonnet-5-5"
+            )
+        )
+
+    def _answer(self, request: Any) -> Any:
+        self.calls += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return openai_answer(json.dumps(answer), "gpt-6.2-sol", prompt=9_000, completion=700)
+
+
+def propose_comment(
+    body: str = "/autopack propose", *, login: str = "maintainer", comment_id: int = 9001
+) -> dict[str, Any]:
+    data = comment_payload(body, login=login, comment_id=comment_id)
+    data["issue"].update(
+        state="open", title="Saving fails when the DB is locked", body="See `save` in save.py"
+    )
+    data["repository"]["default_branch"] = "main"
+    return data
+
+
+def ci_event(sha: str, conclusion: str, *, branch: str = "autopack/issue-7") -> dict[str, Any]:
+    data = payload("check_suite", "completed.payload.json")
+    data["installation"] = {"id": 4242, "node_id": "x"}
+    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
+    suite = data["check_suite"]
+    suite.update(head_sha=sha, head_branch=branch, conclusion=conclusion, pull_requests=[])
+    return data
+
+
+def ci_run(
+    repo: FakeRepo, sha: str, conclusion: str | None, *, run_id: int = 501, name: str = "tests"
+) -> None:
+    repo.ci.setdefault(sha, []).append(
+        {
+            "id": run_id,
+            "name": name,
+            "status": "completed" if conclusion else "in_progress",
+            "conclusion": conclusion,
+            "html_url": f"https://github.com/{REPO}/runs/{run_id}",
+            "app": {"id": 15368, "slug": "github-actions"},
+            "output": {
+                "title": f"{name} {conclusion}",
+                "summary": "1 failed: test_locked",
+                "annotations_count": 1,
+            },
+        }
+    )
+
+
+async def triaged(harness: Harness, analysis: dict[str, Any] | None = None) -> None:
+    await harness.inbox.record_triage(REPO, 7, "reporter", "h", "body", 1, analysis or ANALYSIS)
+
+
+async def run_all(harness: Harness) -> list[str]:
+    """Run every due job; returns their flows in order."""
+    flows = []
+    while (job := await harness.inbox.claim("test", 60)) is not None:
+        await harness.dispatcher(job)
+        await harness.inbox.complete(job)
+        flows.append(job.flow)
+    return flows
+
+
+async def proposal(harness: Harness) -> Proposal:
+    found = await Proposals(harness.inbox.db).get(REPO, 7)
+    assert found is not None
+    return found
+
+
+async def start(harness: Harness) -> None:
+    await triaged(harness)
+    await harness.deliver("issue_comment", propose_comment())
+    assert await run_all(harness) == ["command", "propose"]
+
+
+async def test_whole_flow_from_command_to_ready_pr(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    builder = Builder(router, change_set())
+    await start(harness)
+
+    # two commits: the tests-only one on the base, the fix on top of it
+    p = await proposal(harness)
+    assert p.status == "awaiting_test_ci"
+    test_commit, fix_commit = repo.commits[p.test_sha], repo.commits[p.fix_sha]
+    assert test_commit["parents"] == [repo.head]
+    assert fix_commit["parents"] == [p.test_sha]
+    assert "#7" in test_commit["message"] and "#7" in fix_commit["message"]
+    assert [e["path"] for e in repo.trees[test_commit["tree"]]["tree"]] == ["tests/test_save_locked.py"]
+    assert [e["path"] for e in repo.trees[fix_commit["tree"]]["tree"]] == ["app/storage/save.py"]
+    assert repo.file_at(p.fix_sha, "app/storage/save.py") == SAVE.replace(
+        "return write(rows)", "return retry(write, rows)"
+    )
+    assert repo.file_at(p.test_sha, "app/storage/save.py") == SAVE  # the test runs against the old code
+    # the branch points at the tests-only commit; one draft PR
+    assert repo.refs == {"autopack/issue-7": p.test_sha}
+    (created,) = repo.created_pulls
+    assert created["draft"] is True and created["head"] == "autopack/issue-7" and created["base"] == "main"
+    assert "Closes #7" in created["body"] and "## Verification" in created["body"]
+    assert "@someone" not in created["body"] and "https://evil.example" not in created["body"]
+    assert "tests/test_save_locked.py" in created["body"] and "gpt-6.2-sol" in created["body"]
+    # the feedback issue is told, in one marked comment
+    (comment,) = repo.bot_comments()
+    assert "#100" in comment["body"] and "autopack:proposal" in comment["body"]
+    assert builder.calls == 1
+    # the builder saw the file the issue names and its test, and the README's conventions
+    first = json.loads([c for c in router.calls if c.request.url == OPENAI][0].request.content)
+    prompt = first["messages"][-1]["content"]
+    assert "=== app/storage/save.py ===" in prompt and "=== tests/test_save.py ===" in prompt
+    assert "# Widgets" in prompt and "pytest" in prompt
+    assert "app/storage/save.py (named in the issue)" in created["body"]
+
+    # CI fails on the tests-only commit → the fix is pushed
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    ci_run(repo, p.test_sha, "failure")
+    assert await run_all(harness) == ["verify", "verify_step"]
+    p = await proposal(harness)
+    assert p.status == "awaiting_fix_ci" and repo.refs["autopack/issue-7"] == p.fix_sha
+    # CI passes on the fix → verified → audit → ready for review, reviewers asked, issue linked
+    ci_run(repo, p.fix_sha, "success", run_id=502)
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
+    assert await run_all(harness) == ["verify", "verify_step", "audit", "verify_step"]
+    p = await proposal(harness)
+    assert p.status == "ready" and p.audit_verdict == "comment"
+    assert repo.ready == ["PR_node100"]
+    body = repo.pulls[100]["body"]
+    assert "✅ **Verified**" in body and "https://github.com/octo-org/widgets/runs/501" in body
+    (comment,) = repo.bot_comments()
+    assert "ready for review" in comment["body"]
+
+
+async def test_requested_reviewers_come_from_the_policy(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    repo.files[(REPO, ".github/autopack.yml")] = (
+        "proposals:\n  reviewers: [alice]\n  team_reviewers: [core]\n"
+    )
+    Builder(router, change_set())
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, "failure")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await run_all(harness)
+    ci_run(repo, p.fix_sha, "success", run_id=502)
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
+    await run_all(harness)
+    assert repo.requested_reviewers == [{"number": 100, "reviewers": ["alice"], "team_reviewers": ["core"]}]
+
+
+async def test_not_reproduced_keeps_the_draft_and_tells_the_issue(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, "success")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "success"))
+    await run_all(harness)
+    p = await proposal(harness)
+    assert p.status == "not_reproduced"
+    assert repo.refs["autopack/issue-7"] == p.test_sha  # the fix is never pushed
+    assert repo.ready == [] and repo.pulls[100]["draft"] is True
+    assert "may not be needed" in repo.bot_comments()[0]["body"]
+    assert "Not reproduced" in repo.pulls[100]["body"]
+
+
+async def test_a_failed_suite_with_other_checks_pending_is_enough(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, None, run_id=601, name="lint")  # still running
+    await harness.deliver("check_suite", ci_event(p.test_sha, "success"))
+    await run_all(harness)
+    assert (await proposal(harness)).status == "awaiting_test_ci"  # pending: wait
+    ci_run(repo, p.test_sha, "failure", run_id=602)
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await run_all(harness)
+    assert (await proposal(harness)).status == "awaiting_fix_ci"
+
+
+async def test_no_ci_at_all_pushes_the_fix_and_says_unverified(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    p = await proposal(harness)
+    assert await run_all(harness) == []  # the no-CI check is not due yet
+    harness.offset = 15 * 60 + 1
+    assert await run_all(harness) == ["verify_step", "audit", "verify_step"]
+    p = await proposal(harness)
+    assert p.status == "unverified"
+    assert repo.refs["autopack/issue-7"] == p.fix_sha
+    assert repo.ready == []  # unverified is never marked ready
+    assert "**Unverified**" in repo.pulls[100]["body"]
+    assert "could not be verified" in repo.bot_comments()[0]["body"]
+
+
+async def test_ci_that_never_finishes_times_out_as_unverified(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, "failure")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await run_all(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.fix_sha, None, run_id=700)  # the fix's CI starts and never ends
+    harness.offset = 15 * 60 + 1
+    # the tests-only commit's check (stale: decided already) and the fix's (pending: a deadline is set)
+    assert await run_all(harness) == ["verify_step", "verify_step"]
+    assert (await proposal(harness)).status == "awaiting_fix_ci"
+    harness.offset = 120 * 60 + 1
+    assert await run_all(harness) == ["verify_step", "audit", "verify_step"]
+    p = await proposal(harness)
+    assert p.status == "unverified" and p.current("fix").outcome == "timed_out"
+    assert "did not finish in time" in repo.pulls[100]["body"]
+
+
+async def test_fix_failure_revises_keeps_the_failing_test_commit_and_verifies_again(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    revision = change_set(
+        tests=[],
+        fixes=[
+            edit(
+                "search_replace",
+                "app/storage/save.py",
+                search="retry(write, rows)",
+                replace="retry(write, rows, attempts=3)",
+            )
+        ],
+    )
+    builder = Builder(router, change_set(), revision)
+    await start(harness)
+    p = await proposal(harness)
+    first_test = p.test_sha
+    ci_run(repo, first_test, "failure")
+    await harness.deliver("check_suite", ci_event(first_test, "failure"))
+    await run_all(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.fix_sha, "failure", run_id=800)
+    repo.annotations[800] = [
+        {
+            "path": "app/storage/save.py",
+            "start_line": 3,
+            "annotation_level": "failure",
+            "message": "NameError: retry",
+        }
+    ]
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
+    assert await run_all(harness) == ["verify", "verify_step", "revise"]
+    p = await proposal(harness)
+    assert builder.calls == 2 and p.round == 2
+    # the builder was told what failed: the check's output and its annotations
+    last_openai = [c for c in router.calls if c.request.url == OPENAI][-1]
+    sent = json.loads(last_openai.request.content)["messages"][-1]["content"]
+    assert "NameError: retry" in sent and "1 failed: test_locked" in sent
+    # the test did not change and CI saw it fail: only a new fix commit, waited for directly
+    assert p.test_sha == first_test and p.status == "awaiting_fix_ci"
+    assert repo.refs["autopack/issue-7"] == p.fix_sha
+    assert "attempts=3" in repo.file_at(p.fix_sha, "app/storage/save.py")
+    ci_run(repo, p.fix_sha, "success", run_id=801)
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
+    await run_all(harness)
+    assert (await proposal(harness)).status == "ready"
+
+
+async def test_revise_rounds_are_capped_then_handed_over(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    repo.files[(REPO, ".github/autopack.yml")] = "proposals:\n  max_rounds: 2\n"
+    revision = change_set(
+        tests=[],
+        fixes=[edit("search_replace", "app/storage/save.py", search="retry(", replace="retry_again(")],
+    )
+    builder = Builder(router, change_set(), revision)
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, "failure")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await run_all(harness)
+    for round_ in (1, 2):
+        p = await proposal(harness)
+        ci_run(repo, p.fix_sha, "failure", run_id=900 + round_)
+        await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
+        await run_all(harness)
+    p = await proposal(harness)
+    assert p.status == "handed_over" and p.round == 2
+    assert builder.calls == 2  # the first build and one revision
+    assert "Handed over" in repo.pulls[100]["body"] and "## Rounds" in repo.pulls[100]["body"]
+    assert "handed it over" in repo.bot_comments()[0]["body"]
+
+
+async def test_an_audit_block_revises_instead_of_marking_ready(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    revision = change_set(
+        tests=[],
+        fixes=[edit("search_replace", "app/storage/save.py", search="retry(", replace="safe_retry(")],
+    )
+    builder = Builder(router, change_set(), revision, verdict="block")
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, "failure")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await run_all(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.fix_sha, "success", run_id=1001)
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
+    assert await run_all(harness) == ["verify", "verify_step", "audit", "verify_step", "revise"]
+    assert repo.ready == [] and builder.calls == 2
+    assert (await proposal(harness)).round == 2
+
+
+@pytest.mark.parametrize(
+    ("bad_edit", "rule"),
+    [
+        (edit("create", ".github/workflows/ci.yml", content="on: push\n"), "path.workflow"),
+        (edit("create", "../outside.py", content="x = 1\n"), "path.outside"),
+        (edit("create", ".git/hooks/pre-commit", content="#!/bin/sh\n"), "path.outside"),
+        (edit("create", "app/big.py", content="x = 1\n" * 900), "size.lines"),
+        (edit("replace", "docs/link.md", content="now a file\n"), "file.symlink"),
+    ],
+)
+async def test_guardrails_refuse_and_nothing_is_committed(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter], bad_edit: dict[str, Any], rule: str
+) -> None:
+    repo, router = github
+    repo.modes["docs/link.md"] = "120000"
+    Builder(router, change_set(fixes=[FIX_EDIT, bad_edit]))
+    await start(harness)
+    p = await proposal(harness)
+    assert p.status == "failed"
+    assert repo.commits == {} and repo.refs == {} and repo.created_pulls == []
+    (comment,) = repo.bot_comments()
+    assert f"`{rule}`" in comment["body"] and "guardrails" in comment["body"]
+
+
+async def test_an_edit_that_does_not_apply_is_repaired_once(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    wrong = change_set(
+        fixes=[edit("search_replace", "app/storage/save.py", search="return write(row)", replace="x")]
+    )
+    builder = Builder(router, wrong, change_set())
+    await start(harness)
+    assert builder.calls == 2
+    assert (await proposal(harness)).status == "awaiting_test_ci"
+    repair = json.loads([c for c in router.calls if c.request.url == OPENAI][-1].request.content)
+    assert "does not occur in the file" in repair["messages"][-1]["content"]
+
+
+async def test_an_edit_that_still_does_not_apply_refuses_the_proposal(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    wrong = change_set(fixes=[edit("search_replace", "app/storage/save.py", search="nowhere", replace="x")])
+    builder = Builder(router, wrong)
+    await start(harness)
+    assert builder.calls == 2
+    p = await proposal(harness)
+    assert p.status == "failed" and repo.commits == {}
+    assert "did not apply, even after one repair round" in repo.bot_comments()[0]["body"]
+
+
+async def test_redelivered_events_never_make_a_second_branch_or_pr(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    builder = Builder(router, change_set())
+    await triaged(harness)
+    event = propose_comment()
+    await harness.deliver("issue_comment", event, delivery_id="d-1")
+    assert await harness.deliver("issue_comment", event, delivery_id="d-1") == []  # the same delivery
+    await run_all(harness)
+    # a re-run of the propose job (a lost lease) resumes; a second command is refused
+    p = await proposal(harness)
+    p.status = "building"
+    await Proposals(harness.inbox.db).save(p)
+    await harness.inbox.enqueue(
+        "propose",
+        f"{REPO}#7",
+        args={"installation_id": 4242, "repository": REPO, "issue": {"number": 7, "state": "open"}},
+    )
+    await run_all(harness)
+    await harness.deliver("issue_comment", propose_comment(comment_id=9002))
+    await run_all(harness)
+    assert len(repo.created_pulls) == 1 and list(repo.refs) == ["autopack/issue-7"]
+    assert builder.calls == 1  # the built change was not asked for again
+    assert "already open in #100" in repo.comments[-1]["body"]
+
+
+async def test_a_rejected_issue_needs_force(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    builder = Builder(router, change_set())
+    await triaged(harness)
+    await Proposals(harness.inbox.db).record_rejection(REPO, 7, 99, "not the direction we want", "maintainer")
+    await harness.deliver("issue_comment", propose_comment())
+    assert await run_all(harness) == ["command"]
+    assert (
+        "rejected (not the direction we want)" in repo.comments[-1]["body"]
+        and "--force" in repo.comments[-1]["body"]
+    )
+    assert builder.calls == 0 and repo.created_pulls == []
+    await harness.deliver(
+        "issue_comment", propose_comment("/autopack propose --force try a smaller fix", comment_id=9003)
+    )
+    assert await run_all(harness) == ["command", "propose"]
+    p = await proposal(harness)
+    assert p.notes == "try a smaller fix" and len(repo.created_pulls) == 1
+
+
+async def test_propose_needs_write_permission_and_a_triage(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    builder = Builder(router, change_set())
+    await harness.deliver("issue_comment", propose_comment(login="reader"))
+    await run_all(harness)
+    assert "needs **write** permission" in repo.comments[-1]["body"]
+    await harness.deliver("issue_comment", propose_comment(comment_id=9004))
+    await run_all(harness)
+    assert "not been triaged yet" in repo.comments[-1]["body"]
+    assert builder.calls == 0 and repo.commits == {}
+
+
+async def test_triage_proposes_by_itself_when_the_policy_allows(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    repo.files[(REPO, ".github/autopack.yml")] = "proposals:\n  auto: true\n  min_confidence: 0.7\n"
+    triage_answer = {**ANALYSIS, "area": "app"}
+    answers = [triage_answer, change_set()]
+    router.post(OPENAI).mock(side_effect=lambda r: openai_answer(json.dumps(answers.pop(0)), "gpt-6.2-sol"))
+    data = payload("issues", "opened.payload.json")
+    data["installation"] = {"id": 4242, "node_id": "x"}
+    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
+    data["issue"].update(
+        number=7,
+        state="open",
+        labels=[
+            {
+                "name": "user-feedback",
+                "color": "fff",
+                "default": False,
+                "id": 1,
+                "node_id": "L",
+                "url": "u",
+                "description": None,
+            }
+        ],
+    )
+    await harness.deliver("issues", data)
+    assert await run_all(harness) == ["triage", "propose"]
+    assert len(repo.created_pulls) == 1
+
+
+async def test_changes_requested_by_a_writer_revise_with_the_review_comments(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    revision = change_set(
+        tests=[],
+        fixes=[edit("search_replace", "app/storage/save.py", search="retry(", replace="retry_with_backoff(")],
+    )
+    builder = Builder(router, change_set(), revision)
+    await start(harness)
+    repo.review_comments[77] = [
+        {"path": "app/storage/save.py", "line": 3, "body": "Use exponential backoff here."}
+    ]
+    data = payload("pull_request_review", "submitted.payload.json")
+    data["installation"] = {"id": 4242, "node_id": "x"}
+    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
+    data["review"].update(id=77, state="changes_requested", body="Please back off.")
+    data["review"]["user"].update(login="maintainer", type="User")
+    data["pull_request"].update(number=100)
+    data["pull_request"]["head"]["ref"] = "autopack/issue-7"
+    await harness.deliver("pull_request_review", data)
+    assert await run_all(harness) == ["review", "revise"]
+    assert builder.calls == 2
+    sent = json.loads([c for c in router.calls if c.request.url == OPENAI][-1].request.content)
+    assert "Use exponential backoff here." in sent["messages"][-1]["content"]
+    assert (await proposal(harness)).round == 2
+
+
+async def test_revise_command_on_the_pull_request(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    revision = change_set(
+        tests=[],
+        fixes=[edit("search_replace", "app/storage/save.py", search="retry(", replace="retry_twice(")],
+    )
+    builder = Builder(router, change_set(), revision)
+    await start(harness)
+    data = comment_payload(
+        "/autopack revise retry only twice", login="maintainer", number=100, comment_id=9100
+    )
+    data["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/100"}
+    await harness.deliver("issue_comment", data)
+    assert await run_all(harness) == ["command", "revise"]
+    assert builder.calls == 2
+    sent = json.loads([c for c in router.calls if c.request.url == OPENAI][-1].request.content)
+    assert "retry only twice" in sent["messages"][-1]["content"]
+    p = await proposal(harness)
+    assert "retry_twice(" in repo.file_at(p.fix_sha, "app/storage/save.py")
