@@ -27,7 +27,9 @@ async def publish(
     """Save the record, then show it: the PR body and the issue's proposal comment (edited in place)."""
     await store(ctx).save(proposal)
     if body and proposal.pr_number:
-        await git.update_pull(repo, proposal.pr_number, body=policy.render_body(proposal))
+        await git.update_pull(
+            repo, proposal.pr_number, body=policy.render_body(proposal), title=proposal.title
+        )
     proposal.comment_id = await repo.upsert_comment(
         proposal.issue, "proposal", policy.issue_comment(proposal), known_id=proposal.comment_id
     )

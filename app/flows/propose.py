@@ -30,6 +30,7 @@ from app.github.repo import RepoClient
 from app.metrics import PROPOSALS
 from app.policy import proposal as policy
 from app.policy.changeset import ChangeSet, Working
+from app.policy.markdown import neutral
 from app.policy.repo_policy import RepoPolicy
 
 
@@ -71,7 +72,7 @@ async def handle(ctx: FlowContext) -> None:
             base_sha=loaded.head_sha,
             problem=str(analysis.get("summary") or ""),
             notes=str(args.get("notes") or ""),
-            title=str(issue.get("title") or "")[:100],
+            title=neutral(str(issue.get("title") or ""))[:100],
         )
         proposal.complexity, proposal.category = policy.routing(analysis, [], _extra(rules))
         await ctx.llm.preflight(call_meta(ctx, proposal), "builder", proposal.complexity, PREFLIGHT_TOKENS)
@@ -140,7 +141,7 @@ async def _build(
     )
     proposal.base_tree = gathered.tree.sha
     guard(proposal, working, gathered.tree, rules)
-    proposal.title = changes.title
+    proposal.title = neutral(changes.title)[:100]  # the PR title and commits carry it
     proposal.approach = changes.approach
     proposal.risk_notes = list(changes.risk_notes)
     proposal.rounds = [policy.Round(1, "proposal", f"first change set: {len(proposal.files)} files")]

@@ -33,6 +33,7 @@ from app.llm.prompt import Section
 from app.metrics import PROPOSALS
 from app.policy import proposal as policy
 from app.policy.changeset import Revision
+from app.policy.markdown import neutral
 
 MAX_FAILED_RUNS = 3
 OUTPUT_CHARS = 3_000
@@ -90,7 +91,7 @@ async def handle(ctx: FlowContext) -> None:
         PROPOSALS.labels("revision_refused").inc()
         await state.publish(ctx, repo, proposal)
         return
-    proposal.title, proposal.approach = changes.title, changes.approach
+    proposal.title, proposal.approach = neutral(changes.title)[:100], changes.approach
     proposal.risk_notes = list(changes.risk_notes)
     proposal.round += 1
     proposal.rounds.append(policy.Round(proposal.round, trigger, _short(failure)))

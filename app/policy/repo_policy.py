@@ -47,7 +47,7 @@ class Proposals(_Section):
     ci_timeout_minutes: int = Field(default=120, ge=5, le=2_880)  # checks still running: unverified
     reviewers: list[str] = Field(default_factory=list)  # requested when the PR is ready
     team_reviewers: list[str] = Field(default_factory=list)
-    context_tokens: int = Field(default=40_000, ge=2_000, le=200_000)  # repository files for the builder
+    context_tokens: int = Field(default=40_000, ge=2_000, le=50_000)  # repository files for the builder
 
 
 class Audit(_Section):

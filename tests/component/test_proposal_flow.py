@@ -52,7 +52,7 @@ def change_set(
     *, tests: list[dict[str, Any]] | None = None, fixes: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     return {
-        "title": "Retry writes when the database is locked",
+        "title": "Retry writes when the database is locked, as @team asked",
         "approach": "Wrap the write in a bounded retry. Ping @someone at https://evil.example",
         "test_edits": tests if tests is not None else [TEST_EDIT],
         "fix_edits": fixes if fixes is not None else [FIX_EDIT],
@@ -177,7 +177,8 @@ async def test_whole_flow_from_command_to_ready_pr(
     test_commit, fix_commit = repo.commits[p.test_sha], repo.commits[p.fix_sha]
     assert test_commit["parents"] == [repo.head]
     assert fix_commit["parents"] == [p.test_sha]
-    assert "#7" in test_commit["message"] and "#7" in fix_commit["message"]
+    assert "#7" in test_commit["message"]
+    assert "#7" in fix_commit["message"]
     assert [e["path"] for e in repo.trees[test_commit["tree"]]["tree"]] == ["tests/test_save_locked.py"]
     assert [e["path"] for e in repo.trees[fix_commit["tree"]]["tree"]] == ["app/storage/save.py"]
     assert repo.file_at(p.fix_sha, "app/storage/save.py") == SAVE.replace(
@@ -187,19 +188,29 @@ async def test_whole_flow_from_command_to_ready_pr(
     # the branch points at the tests-only commit; one draft PR
     assert repo.refs == {"autopack/issue-7": p.test_sha}
     (created,) = repo.created_pulls
-    assert created["draft"] is True and created["head"] == "autopack/issue-7" and created["base"] == "main"
-    assert "Closes #7" in created["body"] and "## Verification" in created["body"]
-    assert "@someone" not in created["body"] and "https://evil.example" not in created["body"]
-    assert "tests/test_save_locked.py" in created["body"] and "gpt-6.2-sol" in created["body"]
+    assert created["draft"] is True
+    assert created["head"] == "autopack/issue-7"
+    assert created["base"] == "main"
+    assert created["title"].startswith("Retry writes when the database is locked")
+    assert "@team" not in created["title"]
+    assert "Closes #7" in created["body"]
+    assert "## Verification" in created["body"]
+    assert "@someone" not in created["body"]
+    assert "https://evil.example" not in created["body"]
+    assert "tests/test_save_locked.py" in created["body"]
+    assert "gpt-6.2-sol" in created["body"]
     # the feedback issue is told, in one marked comment
     (comment,) = repo.bot_comments()
-    assert "#100" in comment["body"] and "autopack:proposal" in comment["body"]
+    assert "#100" in comment["body"]
+    assert "autopack:proposal" in comment["body"]
     assert builder.calls == 1
     # the builder saw the file the issue names and its test, and the README's conventions
-    first = json.loads([c for c in router.calls if c.request.url == OPENAI][0].request.content)
+    first = json.loads(next(c for c in router.calls if c.request.url == OPENAI).request.content)
     prompt = first["messages"][-1]["content"]
-    assert "=== app/storage/save.py ===" in prompt and "=== tests/test_save.py ===" in prompt
-    assert "# Widgets" in prompt and "pytest" in prompt
+    assert "=== app/storage/save.py ===" in prompt
+    assert "=== tests/test_save.py ===" in prompt
+    assert "# Widgets" in prompt
+    assert "pytest" in prompt
     assert "app/storage/save.py (named in the issue)" in created["body"]
 
     # CI fails on the tests-only commit → the fix is pushed
@@ -207,16 +218,19 @@ async def test_whole_flow_from_command_to_ready_pr(
     ci_run(repo, p.test_sha, "failure")
     assert await run_all(harness) == ["verify", "verify_step"]
     p = await proposal(harness)
-    assert p.status == "awaiting_fix_ci" and repo.refs["autopack/issue-7"] == p.fix_sha
+    assert p.status == "awaiting_fix_ci"
+    assert repo.refs["autopack/issue-7"] == p.fix_sha
     # CI passes on the fix → verified → audit → ready for review, reviewers asked, issue linked
     ci_run(repo, p.fix_sha, "success", run_id=502)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
     assert await run_all(harness) == ["verify", "verify_step", "audit", "verify_step"]
     p = await proposal(harness)
-    assert p.status == "ready" and p.audit_verdict == "comment"
+    assert p.status == "ready"
+    assert p.audit_verdict == "comment"
     assert repo.ready == ["PR_node100"]
     body = repo.pulls[100]["body"]
-    assert "✅ **Verified**" in body and "https://github.com/octo-org/widgets/runs/501" in body
+    assert "✅ **Verified**" in body
+    assert "https://github.com/octo-org/widgets/runs/501" in body
     (comment,) = repo.bot_comments()
     assert "ready for review" in comment["body"]
 
@@ -253,7 +267,8 @@ async def test_not_reproduced_keeps_the_draft_and_tells_the_issue(
     p = await proposal(harness)
     assert p.status == "not_reproduced"
     assert repo.refs["autopack/issue-7"] == p.test_sha  # the fix is never pushed
-    assert repo.ready == [] and repo.pulls[100]["draft"] is True
+    assert repo.ready == []
+    assert repo.pulls[100]["draft"] is True
     assert "may not be needed" in repo.bot_comments()[0]["body"]
     assert "Not reproduced" in repo.pulls[100]["body"]
 
@@ -312,7 +327,8 @@ async def test_ci_that_never_finishes_times_out_as_unverified(
     harness.offset = 120 * 60 + 1
     assert await run_all(harness) == ["verify_step", "audit", "verify_step"]
     p = await proposal(harness)
-    assert p.status == "unverified" and p.current("fix").outcome == "timed_out"
+    assert p.status == "unverified"
+    assert p.current("fix").outcome == "timed_out"
     assert "did not finish in time" in repo.pulls[100]["body"]
 
 
@@ -351,13 +367,16 @@ async def test_fix_failure_revises_keeps_the_failing_test_commit_and_verifies_ag
     await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
     assert await run_all(harness) == ["verify", "verify_step", "revise"]
     p = await proposal(harness)
-    assert builder.calls == 2 and p.round == 2
+    assert builder.calls == 2
+    assert p.round == 2
     # the builder was told what failed: the check's output and its annotations
     last_openai = [c for c in router.calls if c.request.url == OPENAI][-1]
     sent = json.loads(last_openai.request.content)["messages"][-1]["content"]
-    assert "NameError: retry" in sent and "1 failed: test_locked" in sent
+    assert "NameError: retry" in sent
+    assert "1 failed: test_locked" in sent
     # the test did not change and CI saw it fail: only a new fix commit, waited for directly
-    assert p.test_sha == first_test and p.status == "awaiting_fix_ci"
+    assert p.test_sha == first_test
+    assert p.status == "awaiting_fix_ci"
     assert repo.refs["autopack/issue-7"] == p.fix_sha
     assert "attempts=3" in repo.file_at(p.fix_sha, "app/storage/save.py")
     ci_run(repo, p.fix_sha, "success", run_id=801)
@@ -387,9 +406,11 @@ async def test_revise_rounds_are_capped_then_handed_over(
         await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
         await run_all(harness)
     p = await proposal(harness)
-    assert p.status == "handed_over" and p.round == 2
+    assert p.status == "handed_over"
+    assert p.round == 2
     assert builder.calls == 2  # the first build and one revision
-    assert "Handed over" in repo.pulls[100]["body"] and "## Rounds" in repo.pulls[100]["body"]
+    assert "Handed over" in repo.pulls[100]["body"]
+    assert "## Rounds" in repo.pulls[100]["body"]
     assert "handed it over" in repo.bot_comments()[0]["body"]
 
 
@@ -411,7 +432,8 @@ async def test_an_audit_block_revises_instead_of_marking_ready(
     ci_run(repo, p.fix_sha, "success", run_id=1001)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
     assert await run_all(harness) == ["verify", "verify_step", "audit", "verify_step", "revise"]
-    assert repo.ready == [] and builder.calls == 2
+    assert repo.ready == []
+    assert builder.calls == 2
     assert (await proposal(harness)).round == 2
 
 
@@ -434,15 +456,18 @@ async def test_guardrails_refuse_and_nothing_is_committed(
     await start(harness)
     p = await proposal(harness)
     assert p.status == "failed"
-    assert repo.commits == {} and repo.refs == {} and repo.created_pulls == []
+    assert repo.commits == {}
+    assert repo.refs == {}
+    assert repo.created_pulls == []
     (comment,) = repo.bot_comments()
-    assert f"`{rule}`" in comment["body"] and "guardrails" in comment["body"]
+    assert f"`{rule}`" in comment["body"]
+    assert "guardrails" in comment["body"]
 
 
 async def test_an_edit_that_does_not_apply_is_repaired_once(
     harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
 ) -> None:
-    repo, router = github
+    _repo, router = github
     wrong = change_set(
         fixes=[edit("search_replace", "app/storage/save.py", search="return write(row)", replace="x")]
     )
@@ -463,7 +488,8 @@ async def test_an_edit_that_still_does_not_apply_refuses_the_proposal(
     await start(harness)
     assert builder.calls == 2
     p = await proposal(harness)
-    assert p.status == "failed" and repo.commits == {}
+    assert p.status == "failed"
+    assert repo.commits == {}
     assert "did not apply, even after one repair round" in repo.bot_comments()[0]["body"]
 
 
@@ -489,7 +515,8 @@ async def test_redelivered_events_never_make_a_second_branch_or_pr(
     await run_all(harness)
     await harness.deliver("issue_comment", propose_comment(comment_id=9002))
     await run_all(harness)
-    assert len(repo.created_pulls) == 1 and list(repo.refs) == ["autopack/issue-7"]
+    assert len(repo.created_pulls) == 1
+    assert list(repo.refs) == ["autopack/issue-7"]
     assert builder.calls == 1  # the built change was not asked for again
     assert "already open in #100" in repo.comments[-1]["body"]
 
@@ -503,17 +530,17 @@ async def test_a_rejected_issue_needs_force(
     await Proposals(harness.inbox.db).record_rejection(REPO, 7, 99, "not the direction we want", "maintainer")
     await harness.deliver("issue_comment", propose_comment())
     assert await run_all(harness) == ["command"]
-    assert (
-        "rejected (not the direction we want)" in repo.comments[-1]["body"]
-        and "--force" in repo.comments[-1]["body"]
-    )
-    assert builder.calls == 0 and repo.created_pulls == []
+    assert "rejected (not the direction we want)" in repo.comments[-1]["body"]
+    assert "--force" in repo.comments[-1]["body"]
+    assert builder.calls == 0
+    assert repo.created_pulls == []
     await harness.deliver(
         "issue_comment", propose_comment("/autopack propose --force try a smaller fix", comment_id=9003)
     )
     assert await run_all(harness) == ["command", "propose"]
     p = await proposal(harness)
-    assert p.notes == "try a smaller fix" and len(repo.created_pulls) == 1
+    assert p.notes == "try a smaller fix"
+    assert len(repo.created_pulls) == 1
 
 
 async def test_propose_needs_write_permission_and_a_triage(
@@ -527,7 +554,8 @@ async def test_propose_needs_write_permission_and_a_triage(
     await harness.deliver("issue_comment", propose_comment(comment_id=9004))
     await run_all(harness)
     assert "not been triaged yet" in repo.comments[-1]["body"]
-    assert builder.calls == 0 and repo.commits == {}
+    assert builder.calls == 0
+    assert repo.commits == {}
 
 
 async def test_triage_proposes_by_itself_when_the_policy_allows(
