@@ -59,7 +59,7 @@ async def wait_for_ci(
     ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, sha: str, phase: str, no_ci_minutes: int
 ) -> None:
     """Move the branch to `sha` and wait for its CI: the no-CI check is scheduled now."""
-    await git.set_branch(repo, proposal.branch, sha)
+    await git.set_branch(repo, proposal.branch, sha, exists=proposal.pr_number is not None)
     now = ctx.inbox.clock()
     proposal.status = "awaiting_test_ci" if phase == "test" else "awaiting_fix_ci"
     proposal.waiting_sha = sha

@@ -153,6 +153,7 @@ async def _push(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, r
     assert proposal.test_sha is not None
     await state.wait_for_ci(ctx, repo, proposal, proposal.test_sha, "test", rules.proposals.no_ci_minutes)
     pr = await git.open_pull_for(repo, proposal.branch)
+    fresh = pr is None
     if pr is None:
         pr = await git.create_pull(
             repo,
@@ -166,7 +167,7 @@ async def _push(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, r
     proposal.pr_node_id = str(pr.get("node_id") or "") or None
     PROPOSALS.labels("pushed").inc()
     ctx.log.info("proposal pushed", issue=proposal.issue, pr=proposal.pr_number, test=proposal.test_sha)
-    await state.publish(ctx, repo, proposal)
+    await state.publish(ctx, repo, proposal, body=not fresh)  # a new PR has this body already
 
 
 FLOW = Flow(name="propose", triggers=frozenset(), handler=handle)

@@ -126,7 +126,7 @@ async def step(ctx: FlowContext) -> None:
         await state.wait_for_ci(ctx, repo, proposal, proposal.fix_sha, "fix", rules.proposals.no_ci_minutes)
     elif decided == "push_fix_unverified":
         assert proposal.fix_sha is not None
-        await git.set_branch(repo, proposal.branch, proposal.fix_sha)
+        await git.set_branch(repo, proposal.branch, proposal.fix_sha, exists=True)
         proposal.status, proposal.waiting_sha = "unverified", None
         _end_round(proposal, "unverified: no CI result")
         await _audit(ctx, proposal)

@@ -107,19 +107,19 @@ async def commit(
     return str(created.json()["sha"]), tree_sha
 
 
-async def set_branch(repo: RepoClient, branch: str, sha: str) -> None:
-    """Point `branch` at `sha`: create it, or move it (force) when it exists."""
+async def set_branch(repo: RepoClient, branch: str, sha: str, *, exists: bool = False) -> None:
+    """Point `branch` at `sha`: create it, or move it (force) when it exists. `exists` says which
+    to try first (one request when right, two when not)."""
+    create = ("POST", f"/repos/{repo.full_name}/git/refs", {"ref": f"refs/heads/{branch}", "sha": sha})
+    move = ("PATCH", f"/repos/{repo.full_name}/git/refs/heads/{branch}", {"sha": sha, "force": True})
+    first, second = (move, create) if exists else (create, move)
     try:
-        await repo.gh.arequest(
-            "POST", f"/repos/{repo.full_name}/git/refs", json={"ref": f"refs/heads/{branch}", "sha": sha}
-        )
+        await repo.gh.arequest(first[0], first[1], json=first[2])
         return
     except RequestFailed as exc:
-        if exc.response.status_code != 422:
+        if exc.response.status_code != 422:  # "Reference already exists" / "does not exist"
             raise
-    await repo.gh.arequest(
-        "PATCH", f"/repos/{repo.full_name}/git/refs/heads/{branch}", json={"sha": sha, "force": True}
-    )
+    await repo.gh.arequest(second[0], second[1], json=second[2])
 
 
 async def open_pull_for(repo: RepoClient, branch: str) -> dict[str, Any] | None:

@@ -275,3 +275,42 @@ async def test_a_failing_operation_in_a_batch_undoes_only_itself(tmp_path: Path)
     ids = [r["id"] for r in await box.db.run(lambda tx: tx.fetchall("SELECT id FROM deliveries ORDER BY id"))]
     assert ids == ["d-1", "d-2"]  # nothing of the failed operation, everything of the others
     box.close()
+
+
+async def test_proposals_one_open_per_issue_and_rejections(inbox: Inbox) -> None:
+    import asyncio
+
+    from app.inbox.proposals import Proposals
+    from app.policy.proposal import Proposal
+
+    store = Proposals(inbox.db)
+    first = Proposal(repository="o/r", issue=7, installation_id=1, title="first")
+    racing = [Proposal(repository="o/r", issue=7, installation_id=1, title=f"p{i}") for i in range(5)]
+    results = await asyncio.gather(*(store.start(p) for p in [first, *racing]))
+    assert sum(results) == 1  # two triggers racing for one issue start one proposal
+    winner = await store.get("o/r", 7)
+    assert winner is not None
+    winner.status, winner.pr_number, winner.waiting_sha = "awaiting_test_ci", 12, "abc"
+    await store.save(winner)
+    assert (await store.by_pr("o/r", 12)) == winner
+    assert not await store.start(Proposal(repository="o/r", issue=7, installation_id=1))
+    winner.status = "failed"
+    await store.save(winner)
+    assert await store.start(Proposal(repository="o/r", issue=7, installation_id=1, title="again"))
+    again = await store.get("o/r", 7)
+    assert again is not None
+    assert again.title == "again"
+    assert await store.by_pr("o/r", 12) is None  # the old PR number went with the old record
+    assert await store.rejection("o/r", 7) is None
+    await store.record_rejection("o/r", 7, 12, "", "maintainer")
+    assert await store.rejection("o/r", 7) == ""
+    await store.record_rejection("o/r", 7, 13, "too big", "maintainer")
+    assert await store.rejection("o/r", 7) == "too big"
+    assert await store.rejection("o/r", 8) is None
+
+
+async def test_triage_analysis_is_kept_for_proposals(inbox: Inbox) -> None:
+    assert await inbox.latest_analysis("o/r", 7) is None
+    await inbox.record_triage("o/r", 7, "a", "h1", "b", 1)  # an old triage without an analysis
+    await inbox.record_triage("o/r", 7, "a", "h2", "b", 1, {"area": "app", "warranted": True})
+    assert await inbox.latest_analysis("o/r", 7) == {"area": "app", "warranted": True}
