@@ -162,6 +162,11 @@ def eligible(
         return Eligibility(False, "This issue is closed.")
     if not triaged:
         return Eligibility(False, "This issue has not been triaged yet: run `/autopack triage` first.")
+    if existing is not None and existing.status == "building":
+        return Eligibility(
+            False,
+            "A proposal for this issue is being written; if its job failed, `/autopack retry` resumes it.",
+        )
     if existing is not None and existing.status in OPEN:
         where = f" in #{existing.pr_number}" if existing.pr_number else ""
         return Eligibility(False, f"A proposal for this issue is already open{where} ({existing.status}).")

@@ -53,6 +53,7 @@ def make(**kw: Any) -> Proposal:
             False,
             "already open in #12",
         ),
+        (OPEN_ISSUE, True, None, make(status="building"), True, False, "`/autopack retry` resumes it"),
         (OPEN_ISSUE, True, None, make(status="failed"), False, True, "ok"),
         (OPEN_ISSUE, True, None, make(status="closed"), False, True, "ok"),
         (OPEN_ISSUE, True, "too big", None, False, False, "rejected (too big)"),
