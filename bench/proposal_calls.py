@@ -1,14 +1,14 @@
 """Tokens, cost and GitHub requests per proposal, for a small fixture repository (issue: proposals).
 
-Runs the real flows — `/autopack propose` → propose → CI fails on the tests-only commit → the fix is
-pushed → CI passes → audit → ready for review — against tests' recording FakeRepo (every GitHub
-request logged), in a warm process (the installation token and the App's login already fetched).
-The LLM providers are mocked at the HTTP layer, but each answer reports the tokens of the prompt it
-was actually sent (o200k for OpenAI, the 1-token-per-3-bytes estimate for Anthropic), so tokens and
-cost follow the real prompt sizes and the catalogue's prices. A second run adds one revise round
-(CI fails on the fix).
+Runs the real flows against tests' recording FakeRepo (every GitHub request logged), in a warm
+process (the installation token and the App's login already fetched): `/autopack propose` →
+propose → CI fails on the tests-only commit → the fix is pushed → CI passes → audit → ready for
+review → a writer approves → the gate merges. The LLM providers are mocked at the HTTP layer, but
+each answer reports the tokens of the prompt it was actually sent (o200k for OpenAI, the
+1-token-per-3-bytes estimate for Anthropic), so tokens and cost follow the real prompt sizes and the
+catalogue's prices. A second run adds one revise round (CI fails on the fix).
 
-    python bench/proposal_calls.py
+    python bench/proposal_calls.py [-v]   (-v lists every request)
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from app.llm.tokens import counter_for  # noqa: E402
 from tests.component.github_mock import FakeRepo  # noqa: E402
 from tests.component.harness import Harness  # noqa: E402
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer  # noqa: E402
+from tests.component.test_gate_flow import approve  # noqa: E402
 from tests.component.test_proposal_flow import (  # noqa: E402
     ANALYSIS,
     REPO,
@@ -156,6 +157,11 @@ async def run(revise: bool) -> tuple[Counter[str], list[tuple[str, str, int, flo
         p = await store.get(REPO, 7)
         assert p is not None
         assert p.status == "ready", p.status
+        await harness.deliver("pull_request_review", approve(repo, p.fix_sha or ""))
+        await drain("approval → gate → merge")
+        p = await store.get(REPO, 7)
+        assert p is not None
+        assert p.status == "merged", p.status
         from app.llm.ledger import Ledger
 
         rows = await Ledger(harness.inbox.db).summary(since=0, by="task")

@@ -338,3 +338,29 @@ async def _revise(ctx: CommandContext) -> str:
         instructions=ctx.command.args[:4_000],
     )
     return f"Revising #{proposal.pr_number} as asked; CI verifies the new commits again."
+
+
+@command(
+    "reject",
+    Permission.WRITE,
+    "Close Autopack's pull request for this issue and remember why; it is not proposed again unasked.",
+    "/autopack reject <reason>",
+)
+async def _reject(ctx: CommandContext) -> str:
+    from app.flows.gate import reject
+    from app.github import git
+    from app.inbox.proposals import Proposals
+    from app.policy.proposal import OPEN
+
+    proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
+    issue = ctx.flow.payload.get("issue") or {}
+    proposal = (
+        await proposals.by_pr(ctx.repo.full_name, ctx.number)
+        if "pull_request" in issue
+        else await proposals.get(ctx.repo.full_name, ctx.number)
+    )
+    if proposal is None or proposal.status not in OPEN or not proposal.pr_number:
+        return "There is no open Autopack proposal here to reject."
+    await reject(ctx.flow, ctx.repo, proposal, ctx.command.args.strip()[:2_000], ctx.sender)
+    await git.close_pull(ctx.repo, proposal.pr_number)
+    return f"Closed #{proposal.pr_number} and noted why; Autopack will not propose this again unasked."

@@ -10,6 +10,7 @@ from app.inbox.proposals import Proposals
 from app.policy import proposal as policy
 
 VERIFY_STEP = "verify_step"
+GATE_CHECK = "gate_check"
 
 
 def store(ctx: FlowContext) -> Proposals:
@@ -33,6 +34,30 @@ async def publish(
     proposal.comment_id = await repo.upsert_comment(
         proposal.issue, "proposal", policy.issue_comment(proposal), known_id=proposal.comment_id
     )
+    await store(ctx).save(proposal)
+    if proposal.gate_comment_id and proposal.status not in policy.GATED | {"merged"}:
+        # The head is about to move (a revision) or the PR closed: the gate's last word is stale.
+        line = (
+            "the pull request is closed"
+            if proposal.status == "closed"
+            else "Autopack's revision to be verified by CI and audited"
+        )
+        await show_gate(ctx, repo, proposal, line if proposal.status == "closed" else f"waiting for: {line}")
+
+
+async def show_gate(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, line: str) -> None:
+    """The PR's gate comment, edited in place and only when the state changed."""
+    if line == proposal.gate_status or not proposal.pr_number:
+        return
+    proposal.gate_comment_id = await repo.upsert_comment(
+        proposal.pr_number,
+        "gate",
+        f"**Autopack merge gate:** {line}\n\n"
+        "Autopack merges only when a writer approved the current head commit, no writer requests "
+        "changes, checks are green and the audit does not block.",
+        known_id=proposal.gate_comment_id,
+    )
+    proposal.gate_status = line
     await store(ctx).save(proposal)
 
 
@@ -66,3 +91,18 @@ async def wait_for_ci(
     proposal.pushed_at = now
     proposal.verification.append(policy.Verification(phase, sha))  # type: ignore[arg-type]
     await schedule_check(ctx, proposal, sha, "no_ci_check", now + no_ci_minutes * 60)
+
+
+async def queue_gate_check(ctx: FlowContext, proposal: policy.Proposal, key: str) -> None:
+    """Evaluate the merge gate (app.flows.gate) on the issue's subject; `key` makes it once per cause."""
+    await ctx.inbox.enqueue(
+        GATE_CHECK,
+        subject(proposal),
+        args={
+            "installation_id": proposal.installation_id,
+            "repository": proposal.repository,
+            "default_branch": proposal.base_branch,
+            "issue": proposal.issue,
+        },
+        dedupe_key=f"gate:{proposal.repository}#{proposal.issue}:{key}",
+    )

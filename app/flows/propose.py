@@ -27,6 +27,7 @@ from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
+from app.llm.prompt import Section
 from app.metrics import PROPOSALS
 from app.policy import proposal as policy
 from app.policy.changeset import ChangeSet, Working
@@ -73,6 +74,8 @@ async def handle(ctx: FlowContext) -> None:
             problem=str(analysis.get("summary") or ""),
             notes=str(args.get("notes") or ""),
             title=neutral(str(issue.get("title") or ""))[:100],
+            reporter=str((issue.get("user") or {}).get("login") or "") or None,
+            area=str(analysis.get("area") or ""),
         )
         proposal.complexity, proposal.category = policy.routing(analysis, [], _extra(rules))
         await ctx.llm.preflight(call_meta(ctx, proposal), "builder", proposal.complexity, PREFLIGHT_TOKENS)
@@ -127,6 +130,20 @@ async def _build(
     proposal.complexity, proposal.category = policy.routing(
         analysis, [c.split(" (")[0] for c in proposal.context], _extra(rules)
     )
+    rejected = (
+        await state.store(ctx).rejections_in_area(repo.full_name, proposal.area) if proposal.area else []
+    )
+    if rejected:
+        gathered.sections.append(
+            Section(
+                "earlier_rejections",
+                "\n".join(
+                    f"- #{r['issue_number']} ({r['summary']}): rejected because: "
+                    f"{r['reason'] or 'no reason given'}"
+                    for r in rejected
+                ),
+            )
+        )
     base = {p: t for p, t in gathered.texts.items()}
     changes, working = await ask_and_apply(
         ctx,

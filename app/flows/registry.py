@@ -54,9 +54,9 @@ def default_registry() -> Registry:
         audit,
         commands,
         config_check,
+        gate,
         installations,
         propose,
-        review,
         revise,
         triage,
         verify,
@@ -72,5 +72,7 @@ def default_registry() -> Registry:
     registry.register(verify.FLOW)
     registry.register(verify.STEP_FLOW)
     registry.register(revise.FLOW)
-    registry.register(review.FLOW)
+    registry.register(gate.REVIEW_FLOW)
+    registry.register(gate.CHECK_FLOW)
+    registry.register(gate.CLOSED_FLOW)
     return registry

@@ -70,6 +70,10 @@ async def route(ctx: FlowContext) -> None:
         if issue is None:
             continue
         proposal = await state.store(ctx).get(ctx.repository, issue)
+        if proposal is not None and proposal.status in policy.GATED and proposal.pr_number:
+            # CI completed on a PR a human may have approved: the gate decides again.
+            await state.queue_gate_check(ctx, proposal, f"ci-{ctx.delivery_id}")
+            continue
         if proposal is None or proposal.waiting_sha != sha or proposal.status not in policy.WAITING:
             ctx.log.info("CI event for a commit no proposal waits for", issue=issue, sha=sha)
             continue
@@ -220,6 +224,8 @@ async def _audited(
             proposal.status = "ready"
             PROPOSALS.labels("ready").inc()
     await state.publish(ctx, repo, proposal)
+    if proposal.status in policy.GATED:
+        await state.queue_gate_check(ctx, proposal, f"audited-{sha}")
 
 
 FLOW = Flow(

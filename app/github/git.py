@@ -198,3 +198,44 @@ async def review_comments(repo: RepoClient, number: int, review_id: int) -> list
         params={"per_page": 100},
     )
     return list(response.json())
+
+
+async def merge(repo: RepoClient, number: int, *, sha: str, method: str, title: str) -> str:
+    """Merge only if the head is still `sha` (GitHub answers 409 otherwise); returns the merge SHA."""
+    response = await repo.gh.arequest(
+        "PUT",
+        f"/repos/{repo.full_name}/pulls/{number}/merge",
+        json={"sha": sha, "merge_method": method, "commit_title": title},
+    )
+    return str(response.json().get("sha") or "")
+
+
+async def close_pull(repo: RepoClient, number: int) -> None:
+    await repo.gh.arequest("PATCH", f"/repos/{repo.full_name}/pulls/{number}", json={"state": "closed"})
+
+
+async def delete_branch(repo: RepoClient, branch: str) -> None:
+    """Delete a branch; one already gone (GitHub's auto-delete) is fine."""
+    try:
+        await repo.gh.arequest("DELETE", f"/repos/{repo.full_name}/git/refs/heads/{branch}")
+    except RequestFailed as exc:
+        if exc.response.status_code not in (404, 422):
+            raise
+
+
+async def required_checks(repo: RepoClient, branch: str) -> frozenset[str] | None:
+    """The branch protection's required checks, where the API shows them to the App (None: unknown,
+    so every check counts)."""
+    try:
+        response = await repo.gh.arequest("GET", f"/repos/{repo.full_name}/branches/{branch}")
+    except RequestFailed as exc:
+        if exc.response.status_code in (403, 404):
+            return None
+        raise
+    data = response.json()
+    required = ((data.get("protection") or {}).get("required_status_checks")) or {}
+    if not data.get("protected") or not required:
+        return None
+    names = {str(c) for c in required.get("contexts") or []}
+    names |= {str(c.get("context")) for c in required.get("checks") or [] if isinstance(c, dict)}
+    return frozenset(names) if names else None

@@ -257,6 +257,10 @@ class RepoClient:
     async def reviews(self, number: int) -> list[dict[str, Any]]:
         return await self._pages(f"pulls/{number}/reviews", limit=1_000)
 
+    async def issue_comments(self, number: int) -> list[dict[str, Any]]:
+        """Every comment of an issue or PR conversation, oldest first."""
+        return await self._pages(f"issues/{number}/comments", limit=1_000)
+
     async def comment_review(
         self, number: int, commit_id: str, body: str, comments: list[dict[str, Any]]
     ) -> int:

@@ -101,14 +101,32 @@ class Proposals:
         )
 
     async def record_rejection(
-        self, repository: str, issue: int, pr_number: int | None, reason: str, by: str | None
+        self,
+        repository: str,
+        issue: int,
+        pr_number: int | None,
+        reason: str,
+        by: str | None,
+        *,
+        area: str | None = None,
+        summary: str = "",
     ) -> None:
         now = self.clock()
         await self.db.run(
             lambda tx: tx.execute(
                 "INSERT INTO rejections (repository, issue_number, pr_number, reason, rejected_by,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (repository, issue, pr_number, reason[:2_000], by, now),
+                " area, summary, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (repository, issue, pr_number, reason[:2_000], by, area, summary[:2_000], now),
+            )
+        )
+
+    async def rejections_in_area(self, repository: str, area: str, *, limit: int = 5) -> list[dict[str, Any]]:
+        """The latest rejections of proposals in one area: what the next builder should know."""
+        return await self.db.run(
+            lambda tx: tx.fetchall(
+                "SELECT issue_number, pr_number, reason, summary FROM rejections "
+                "WHERE repository = ? AND area = ? ORDER BY id DESC LIMIT ?",
+                (repository, area, limit),
             )
         )
 

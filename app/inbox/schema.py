@@ -186,9 +186,12 @@ _PROPOSALS = [
         pr_number BIGINT,
         reason TEXT NOT NULL,
         rejected_by TEXT,
+        area TEXT,
+        summary TEXT,
         created_at DOUBLE PRECISION NOT NULL
     )""",
     "CREATE INDEX rejections_issue ON rejections (repository, issue_number, id)",
+    "CREATE INDEX rejections_area ON rejections (repository, area, id)",
     "ALTER TABLE triage_log ADD COLUMN analysis TEXT",
 ]
 

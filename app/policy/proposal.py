@@ -4,7 +4,8 @@ A proposal walks: building → awaiting_test_ci (the tests-only commit is pushed
 awaiting_fix_ci (the fix is pushed; CI must pass) → auditing → ready. Other ends: not_reproduced
 (the test passed without the fix), unverified (no CI, or CI never finished), handed_over (the revise
 rounds are spent), failed (nothing was pushed: a guardrail or an edit refused it), and closed or
-merged. Every step is decided here from data; `app.flows.proposals` carries the decisions out.
+merged. Every step is decided here from data; the flows (`app.flows.propose`, `verify`, `revise`,
+`gate`) carry the decisions out.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ OPEN = frozenset(
     }
 )
 WAITING = frozenset({"awaiting_test_ci", "awaiting_fix_ci"})
+# Where a human's approval may lead to a merge (the gate decides): the head is not about to move.
+GATED = frozenset({"ready", "unverified", "not_reproduced", "handed_over"})
 
 
 def branch_for(issue: int) -> str:
@@ -101,6 +104,11 @@ class Proposal:
     approach: str = ""
     problem: str = ""  # triage's summary
     notes: str = ""  # the maintainer's words with `/autopack propose`
+    reporter: str | None = None  # who filed the feedback (cannot be the PR's only approver)
+    area: str = ""  # triage's affected area (rejections are remembered per area)
+    gate_status: str = ""  # the gate's state as last shown on the PR
+    gate_comment_id: int | None = None
+    merge_sha: str | None = None
     category: str = "general"
     complexity: Complexity = "medium"
     risk_notes: list[str] = field(default_factory=list)
@@ -395,9 +403,14 @@ def issue_comment(proposal: Proposal) -> str:
         "handed_over": f"{pr} still fails CI after {proposal.round} rounds; Autopack handed it over to "
         "the maintainers.",
         "failed": "Autopack could not make a proposal for this issue.",
+        "merged": f"{pr} was approved and merged"
+        + (f" as `{proposal.merge_sha[:7]}`" if proposal.merge_sha else "")
+        + f" into `{proposal.base_branch}`: this improvement has shipped.",
+        "closed": f"{pr} was closed without merging. Autopack will not propose this again unless a "
+        "writer asks with `/autopack propose --force`.",
     }.get(proposal.status, f"Proposal {pr}: {proposal.status}.")
     lines = [f"**Autopack proposal:** {text}"]
-    if proposal.status == "failed" and proposal.error:
+    if proposal.status in ("failed", "closed") and proposal.error:
         lines += ["", neutral(proposal.error)]
     return "\n".join(lines)
 

@@ -83,6 +83,7 @@ class FakeThread:
         self._note(request)
         comment = {
             "id": 50_000 + len(self.comments),
+            "issue_number": int(request.url.path.split("/")[-2]),
             "body": json.loads(request.content)["body"],
             "user": {"login": "autopack[bot]", "type": "Bot"},
         }
@@ -140,6 +141,10 @@ class FakeRepo(FakeThread):
         self.annotations: dict[int, list[dict[str, Any]]] = {}
         self.review_comments: dict[int, list[dict[str, Any]]] = {}
         self.graphql_reads = 0
+        self.required_checks: list[str] | None = None  # the base branch's protection
+        self.merges: list[dict[str, Any]] = []
+        self.merge_refusals: list[int] = []  # statuses the next merge calls answer (409: head moved)
+        self.deleted_branches: list[str] = []
 
     def install(self, router: respx.MockRouter, repo: str | None = None) -> None:
         repo = repo or self.repo
@@ -180,6 +185,9 @@ class FakeRepo(FakeThread):
         )
         router.get(url__regex=rf"{base}/check-runs/(?P<rid>\d+)$").mock(side_effect=self._get_run)
         router.post(f"{API}/graphql").mock(side_effect=self._graphql)
+        router.get(url__regex=rf"{base}/branches/(?P<branch>[^/?]+)").mock(side_effect=self._branch)
+        router.put(url__regex=rf"{base}/pulls/(?P<n>\d+)/merge").mock(side_effect=self._merge)
+        router.delete(url__regex=rf"{base}/git/refs/heads/(?P<branch>.+)$").mock(side_effect=self._delete_ref)
         router.patch(url__regex=rf"{base}/check-runs/(?P<rid>\d+)").mock(side_effect=self._update_run)
         router.post(url__regex=rf"{base}/check-runs").mock(side_effect=self._create_run)
         super().install(router, repo)
@@ -431,6 +439,43 @@ class FakeRepo(FakeThread):
             text = files.get(path)
             found[f"f{key[1:]}"] = None if text is None else {"text": text, "isBinary": False}
         return httpx.Response(200, json={"data": {"repository": found}})
+
+    def _branch(self, request: httpx.Request, full: str, branch: str) -> httpx.Response:
+        self._note(request)
+        protection: dict[str, Any] = {"enabled": self.required_checks is not None}
+        if self.required_checks is not None:
+            protection["required_status_checks"] = {
+                "enforcement_level": "everyone",
+                "contexts": self.required_checks,
+                "checks": [{"context": c, "app_id": None} for c in self.required_checks],
+            }
+        return httpx.Response(
+            200,
+            json={"name": branch, "protected": self.required_checks is not None, "protection": protection},
+        )
+
+    def _merge(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        self._note(request)
+        data = json.loads(request.content)
+        pull = self.pulls[int(n)]
+        if self.merge_refusals:
+            status = self.merge_refusals.pop(0)
+            return httpx.Response(
+                status, json={"message": "Head branch was modified. Review and try the merge again."}
+            )
+        if data["sha"] != pull["head"]["sha"]:
+            return httpx.Response(409, json={"message": "Head branch was modified."})
+        self.merges.append({"number": int(n), **data})
+        pull.update(state="closed", merged=True)
+        return httpx.Response(
+            200, json={"sha": "m" * 40, "merged": True, "message": "Pull Request successfully merged"}
+        )
+
+    def _delete_ref(self, request: httpx.Request, full: str, branch: str) -> httpx.Response:
+        self._note(request)
+        self.deleted_branches.append(branch)
+        self.refs.pop(branch, None)
+        return httpx.Response(204)
 
     def file_at(self, commit_sha: str, path: str) -> str | None:
         """A file's content at one of the commits the flow created (walking parents to the base)."""

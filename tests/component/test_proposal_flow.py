@@ -223,7 +223,7 @@ async def test_whole_flow_from_command_to_ready_pr(
     # CI passes on the fix → verified → audit → ready for review, reviewers asked, issue linked
     ci_run(repo, p.fix_sha, "success", run_id=502)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
-    assert await run_all(harness) == ["verify", "verify_step", "audit", "verify_step"]
+    assert await run_all(harness) == ["verify", "verify_step", "audit", "verify_step", "gate_check"]
     p = await proposal(harness)
     assert p.status == "ready"
     assert p.audit_verdict == "comment"
@@ -231,8 +231,10 @@ async def test_whole_flow_from_command_to_ready_pr(
     body = repo.pulls[100]["body"]
     assert "✅ **Verified**" in body
     assert "https://github.com/octo-org/widgets/runs/501" in body
-    (comment,) = repo.bot_comments()
+    comment, gate = repo.bot_comments()  # the issue's proposal comment, the PR's gate comment
     assert "ready for review" in comment["body"]
+    assert "waiting for: approval of `c000000` by a writer" in gate["body"]
+    assert gate["issue_number"] == 100
 
 
 async def test_requested_reviewers_come_from_the_policy(
@@ -299,7 +301,7 @@ async def test_no_ci_at_all_pushes_the_fix_and_says_unverified(
     p = await proposal(harness)
     assert await run_all(harness) == []  # the no-CI check is not due yet
     harness.offset = 15 * 60 + 1
-    assert await run_all(harness) == ["verify_step", "audit", "verify_step"]
+    assert await run_all(harness) == ["verify_step", "audit", "verify_step", "gate_check"]
     p = await proposal(harness)
     assert p.status == "unverified"
     assert repo.refs["autopack/issue-7"] == p.fix_sha
@@ -325,7 +327,7 @@ async def test_ci_that_never_finishes_times_out_as_unverified(
     assert await run_all(harness) == ["verify_step", "verify_step"]
     assert (await proposal(harness)).status == "awaiting_fix_ci"
     harness.offset = 120 * 60 + 1
-    assert await run_all(harness) == ["verify_step", "audit", "verify_step"]
+    assert await run_all(harness) == ["verify_step", "audit", "verify_step", "gate_check"]
     p = await proposal(harness)
     assert p.status == "unverified"
     assert p.current("fix").outcome == "timed_out"
@@ -610,7 +612,7 @@ async def test_changes_requested_by_a_writer_revise_with_the_review_comments(
     data["pull_request"].update(number=100)
     data["pull_request"]["head"]["ref"] = "autopack/issue-7"
     await harness.deliver("pull_request_review", data)
-    assert await run_all(harness) == ["review", "revise"]
+    assert await run_all(harness) == ["gate", "revise"]
     assert builder.calls == 2
     sent = json.loads([c for c in router.calls if c.request.url == OPENAI][-1].request.content)
     assert "Use exponential backoff here." in sent["messages"][-1]["content"]

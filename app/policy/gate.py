@@ -1,0 +1,170 @@
+"""The approval gate (DESIGN §5.4): may Autopack merge its pull request now? Pure.
+
+Everything the decision needs arrives as arguments — the reviews, each reviewer's permission as
+GitHub reports it *now*, the head commit, its checks, the audit's verdict on it, the PR's state and
+the policy — and the answer is data: merge, or wait / blocked with every reason, in words a
+maintainer reads in the PR's Autopack comment. Nothing here can merge; `app.flows.gate` acts on it.
+
+The rules, each with a test that fails without it:
+- an approval counts only if it is the reviewer's latest review, was given on the current head
+  commit, comes from a human (never a bot, Autopack included) who has write permission now;
+- a dismissed review counts for nothing; a writer whose latest review requests changes blocks;
+- the person whose feedback started the PR cannot be its only approver (unless the policy allows);
+- `merge.required_approvals` distinct approvers;
+- the head's checks are green (the branch's required checks where known, otherwise all of them),
+  the audit of the head does not block, the PR is not a draft and has no merge conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from app.policy.commands import Permission, is_bot
+from app.policy.proposal import CheckResult
+
+AUDIT_CHECK = "Autopack audit"
+Action = Literal["merge", "wait", "blocked"]
+
+
+@dataclass(frozen=True)
+class Review:
+    reviewer: str
+    reviewer_type: str  # "User" or "Bot"
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING
+    commit_id: str
+    order: int  # GitHub's review id: later reviews have larger ids
+
+
+@dataclass(frozen=True)
+class GateInput:
+    head_sha: str
+    reviews: tuple[Review, ...]
+    permissions: Mapping[str, Permission]  # looked up now, for every reviewer that approves or objects
+    checks: tuple[CheckResult, ...]  # CI on the head (Autopack's own check runs excluded)
+    required_checks: frozenset[str] | None  # the base branch's required checks, None when unknown
+    audit: str | None  # the verdict on the head: "approve", "comment", "block", or None (not audited)
+    draft: bool
+    open: bool
+    mergeable_state: str | None  # GitHub's: clean, dirty, blocked, behind, unstable, unknown, ...
+    reporter: str | None  # who filed the feedback that started the PR
+    bot_login: str
+    required_approvals: int = 1
+    reporter_can_approve: bool = False
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    action: Action
+    reasons: tuple[str, ...]  # why not merge (empty when merging)
+    approvers: tuple[str, ...]  # approvals that count
+    checks_green: int
+    checks_total: int
+
+    def status_line(self, head: str) -> str:
+        if self.action == "merge":
+            return f"approved on `{head[:7]}` by {', '.join(self.approvers)}; merging"
+        word = "blocked by" if self.action == "blocked" else "waiting for"
+        return f"{word}: " + "; ".join(self.reasons)
+
+
+def latest_reviews(reviews: tuple[Review, ...]) -> dict[str, Review]:
+    """Each reviewer's latest review that states a position (a plain comment does not replace an
+    approval or a change request, as on GitHub)."""
+    latest: dict[str, Review] = {}
+    for review in sorted(reviews, key=lambda r: r.order):
+        if review.state.upper() in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[review.reviewer.lower()] = review
+    return latest
+
+
+def _is_bot(review: Review, bot_login: str) -> bool:
+    return is_bot(review.reviewer, review.reviewer_type) or review.reviewer.lower() == bot_login.lower()
+
+
+def decide(gate: GateInput) -> GateDecision:
+    waits: list[str] = []
+    blocks: list[str] = []
+    head = gate.head_sha[:7]
+    if not gate.open:
+        blocks.append("the pull request is closed")
+    approvers: list[str] = []
+    stale: list[str] = []
+    for login, review in latest_reviews(gate.reviews).items():
+        state = review.state.upper()
+        writer = gate.permissions.get(login, gate.permissions.get(review.reviewer, Permission.NONE))
+        if (
+            state == "CHANGES_REQUESTED"
+            and writer >= Permission.WRITE
+            and not _is_bot(review, gate.bot_login)
+        ):
+            blocks.append(f"changes requested by @{review.reviewer}")
+        if state != "APPROVED" or _is_bot(review, gate.bot_login) or writer < Permission.WRITE:
+            continue
+        if review.commit_id != gate.head_sha:
+            stale.append(review.reviewer)
+            continue
+        approvers.append(review.reviewer)
+    reporter = (gate.reporter or "").lower()
+    counted = list(approvers)
+    if not gate.reporter_can_approve and [a.lower() for a in counted] == [reporter] and reporter:
+        counted = []  # the reporter cannot be the only approver
+    if len(counted) < gate.required_approvals:
+        missing = gate.required_approvals - len(counted)
+        who = (
+            "another writer (the reporter cannot approve alone)" if approvers and not counted else "a writer"
+        )
+        text = (
+            f"approval of `{head}` by {who}"
+            if missing == 1
+            else f"{missing} more approvals of `{head}` by writers"
+        )
+        if stale:
+            text += f" (earlier approvals by {', '.join(stale)} were for an older commit)"
+        waits.append(text)
+
+    relevant = [c for c in gate.checks if c.state != "ignored"]
+    if gate.required_checks is not None:
+        names = {c.name for c in relevant}
+        relevant = [c for c in relevant if c.name in gate.required_checks]
+        missing_checks = sorted(gate.required_checks - names)
+    else:
+        missing_checks = []
+    green = sum(1 for c in relevant if c.state == "passed")
+    total = len(relevant) + len(missing_checks)
+    failed = [c.name for c in relevant if c.state == "failed"]
+    if failed:
+        blocks.append(f"failing checks: {', '.join(sorted(failed))}")
+    elif green < total:
+        waits.append(f"checks {green}/{total} green")
+
+    if gate.audit == "block":
+        blocks.append(f"the Autopack audit of `{head}` blocks it")
+    elif gate.audit is None:
+        waits.append(f"the Autopack audit of `{head}`")
+    if gate.draft:
+        waits.append("the pull request to be marked ready for review")
+    if gate.mergeable_state == "dirty":
+        blocks.append("merge conflicts with the base branch")
+
+    if blocks:
+        return GateDecision("blocked", tuple(blocks + waits), tuple(counted), green, total)
+    if waits:
+        return GateDecision("wait", tuple(waits), tuple(counted), green, total)
+    return GateDecision("merge", (), tuple(counted), green, total)
+
+
+def audit_verdict(check_runs: list[dict[str, Any]], own_app_id: int | None) -> str | None:
+    """The verdict of Autopack's own audit check run on the head (the latest, if several)."""
+    ours = [
+        r
+        for r in check_runs
+        if r.get("name") == AUDIT_CHECK
+        and (own_app_id is None or (r.get("app") or {}).get("id") == own_app_id)
+        and r.get("status") == "completed"
+    ]
+    if not ours:
+        return None
+    latest = max(ours, key=lambda r: int(r.get("id") or 0))
+    return {"failure": "block", "success": "approve"}.get(str(latest.get("conclusion")), "comment")

@@ -1,0 +1,286 @@
+"""The human gate end to end: approval → merge → issue told; a moved head; CI completing after the
+approval; rejections by closing and by `/autopack reject`, remembered for the next proposal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import respx
+
+from app.inbox.proposals import Proposals
+from tests.component.github_mock import FakeRepo
+from tests.component.harness import Harness
+from tests.component.llm_mock import OPENAI
+from tests.component.test_proposal_flow import (
+    REPO,
+    Builder,
+    change_set,
+    ci_event,
+    ci_run,
+    github,
+    proposal,
+    propose_comment,
+    run_all,
+    start,
+)
+from tests.support import comment_payload, payload
+
+__all__ = ["github"]  # the fixture, shared with the proposal tests
+
+
+async def ready(harness: Harness, repo: FakeRepo, router: respx.MockRouter, *answers: dict[str, Any]) -> str:
+    """A proposal verified, audited and ready for review; returns its head (the fix commit)."""
+    Builder(router, *(answers or (change_set(),)))
+    await start(harness)
+    p = await proposal(harness)
+    assert p.test_sha is not None
+    ci_run(repo, p.test_sha, "failure")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await run_all(harness)
+    p = await proposal(harness)
+    assert p.fix_sha is not None
+    ci_run(repo, p.fix_sha, "success", run_id=502)
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
+    await run_all(harness)
+    assert (await proposal(harness)).status == "ready"
+    return p.fix_sha
+
+
+def review_event(
+    state: str, commit: str, *, login: str = "maintainer", review_id: int = 300, action: str = "submitted"
+) -> dict[str, Any]:
+    data = payload("pull_request_review", "submitted.payload.json")
+    data["action"] = action
+    data["installation"] = {"id": 4242, "node_id": "x"}
+    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
+    data["review"].update(id=review_id, state=state, commit_id=commit, body="")
+    data["review"]["user"].update(login=login, type="User")
+    data["pull_request"].update(number=100)
+    data["pull_request"]["head"]["ref"] = "autopack/issue-7"
+    return data
+
+
+def approve(repo: FakeRepo, commit: str, login: str = "maintainer", review_id: int = 300) -> dict[str, Any]:
+    """The review as GitHub lists it, and the webhook that announces it."""
+    repo.reviews.setdefault(100, []).append(
+        {"id": review_id, "state": "APPROVED", "commit_id": commit, "user": {"login": login, "type": "User"}}
+    )
+    return review_event("approved", commit, login=login, review_id=review_id)
+
+
+def gate_comment(repo: FakeRepo) -> str:
+    (comment,) = [c for c in repo.bot_comments() if "autopack:gate" in c["body"]]
+    return str(comment["body"])
+
+
+def issue_comment(repo: FakeRepo) -> str:
+    (comment,) = [c for c in repo.bot_comments() if "autopack:proposal" in c["body"]]
+    return str(comment["body"])
+
+
+async def test_approval_merges_the_exact_head_and_the_issue_is_told(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    head = await ready(harness, repo, router)
+    await harness.deliver("pull_request_review", approve(repo, head))
+    assert await run_all(harness) == ["gate", "gate_check"]
+    (merge,) = repo.merges
+    assert merge["sha"] == head
+    assert merge["merge_method"] == "squash"
+    assert (await proposal(harness)).status == "merged"
+    assert "autopack:shipped" in repo.issue_labels[7]
+    assert repo.deleted_branches == ["autopack/issue-7"]
+    assert "merged as `mmmmmmm` into `main`: this improvement has shipped" in issue_comment(repo)
+    assert "approved on `c000000` by maintainer; merging" in gate_comment(repo)
+
+
+async def test_a_readers_approval_does_not_merge(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    head = await ready(harness, repo, router)
+    await harness.deliver("pull_request_review", approve(repo, head, login="reader"))
+    await run_all(harness)
+    assert repo.merges == []
+    assert "waiting for: approval of `c000000` by a writer" in gate_comment(repo)
+
+
+async def test_a_moved_head_means_re_evaluate_never_a_blind_retry(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    head = await ready(harness, repo, router)
+    moved = "d" * 40
+
+    def push_meanwhile(request: Any, full: str, n: str) -> Any:
+        repo.pulls[100]["head"]["sha"] = moved  # someone pushed between the decision and the merge
+        return FakeRepo._merge(repo, request, full, n)
+
+    router.put(url__regex=r"https://api.github.test/repos/(?P<full>[^/]+/[^/]+)/pulls/(?P<n>\d+)/merge").mock(
+        side_effect=push_meanwhile
+    )
+    await harness.deliver("pull_request_review", approve(repo, head))
+    await run_all(harness)
+    assert repo.merges == []  # the merge carried the approved sha and GitHub refused it (409)
+    merge_calls = [line for line in repo.log if line.startswith("PUT")]
+    assert len(merge_calls) == 1  # re-evaluated: the approval is for an older commit now, no retry
+    assert (await proposal(harness)).status == "ready"
+    assert "earlier approvals by maintainer were for an older commit" in gate_comment(repo)
+
+
+async def test_merge_refused_twice_waits_for_the_next_event(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    head = await ready(harness, repo, router)
+    repo.merge_refusals = [405, 405]
+    await harness.deliver("pull_request_review", approve(repo, head))
+    await run_all(harness)
+    assert repo.merges == []
+    assert "waiting for: GitHub to accept the merge" in gate_comment(repo)
+
+
+async def test_ci_completing_on_an_approved_pr_merges_it(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    head = await ready(harness, repo, router)
+    repo.ci[head].append(
+        {"id": 503, "name": "e2e", "status": "in_progress", "conclusion": None, "app": {"id": 15368}}
+    )
+    await harness.deliver("pull_request_review", approve(repo, head))
+    await run_all(harness)
+    assert repo.merges == []
+    assert "checks 1/2 green" in gate_comment(repo)
+    repo.ci[head][-1].update(status="completed", conclusion="success")
+    await harness.deliver("check_suite", ci_event(head, "success"))
+    assert await run_all(harness) == ["verify", "gate_check"]
+    assert len(repo.merges) == 1
+
+
+async def test_required_checks_come_from_branch_protection(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    head = await ready(harness, repo, router)
+    repo.required_checks = ["tests", "e2e"]  # e2e never reported
+    await harness.deliver("pull_request_review", approve(repo, head))
+    await run_all(harness)
+    assert repo.merges == []
+    assert "checks 1/2 green" in gate_comment(repo)
+
+
+async def test_closing_unmerged_remembers_the_rejection(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    await ready(harness, repo, router)
+    repo.comments.append(
+        {
+            "id": 1,
+            "body": "We do not want retries here; fix the lock instead.",
+            "user": {"login": "maintainer"},
+        }
+    )
+    repo.comments.append({"id": 2, "body": "+1 please merge", "user": {"login": "reader"}})
+    data = payload("pull_request", "closed.payload.json")
+    data["installation"] = {"id": 4242, "node_id": "x"}
+    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
+    data["number"] = 100
+    data["pull_request"].update(number=100, merged=False)
+    data["pull_request"]["head"]["ref"] = "autopack/issue-7"
+    data["sender"].update(login="maintainer")
+    await harness.deliver("pull_request", data)
+    assert await run_all(harness) == ["learn"]
+    assert (await proposal(harness)).status == "closed"
+    assert await Proposals(harness.inbox.db).rejection(REPO, 7) == (
+        "We do not want retries here; fix the lock instead."
+    )
+    assert "autopack:rejected" in repo.issue_labels[7]
+    assert "fix the lock instead" in issue_comment(repo)
+    # a new proposal needs --force
+    await harness.deliver("issue_comment", propose_comment(comment_id=9005))
+    await run_all(harness)
+    assert "--force" in repo.comments[-1]["body"]
+    assert len(repo.created_pulls) == 1
+
+
+async def test_reject_command_closes_and_the_next_proposal_is_told_why(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    await ready(harness, repo, router, change_set(), change_set())
+    data = comment_payload("/autopack reject too risky for a patch release", login="maintainer", number=100)
+    data["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/100"}
+    await harness.deliver("issue_comment", data)
+    assert await run_all(harness) == ["command"]
+    assert {"number": 100, "state": "closed"} in repo.pull_updates
+    assert await Proposals(harness.inbox.db).rejection(REPO, 7) == "too risky for a patch release"
+    assert "autopack:rejected" in repo.issue_labels[7]
+    # the PR's closed event that follows records nothing twice
+    repo.pulls[100]["state"] = "closed"
+    closed = payload("pull_request", "closed.payload.json")
+    closed["installation"] = {"id": 4242, "node_id": "x"}
+    closed["repository"].update(full_name=REPO, name="widgets", default_branch="main")
+    closed["pull_request"].update(number=100, merged=False)
+    closed["pull_request"]["head"]["ref"] = "autopack/issue-7"
+    await harness.deliver("pull_request", closed)
+    await run_all(harness)
+    rows = await harness.inbox.db.run(lambda tx: tx.fetchall("SELECT reason, area, summary FROM rejections"))
+    (row,) = rows  # recorded once, with the area and what the change was
+    assert row["reason"] == "too risky for a patch release"
+    assert row["area"] == "app"
+    assert row["summary"].startswith("Retry writes when the database is locked")
+    assert row["summary"].endswith(": app/storage/save.py, tests/test_save_locked.py")
+    # with --force, the builder is told what was rejected in this area
+    repo.pulls.clear()
+    await harness.deliver("issue_comment", propose_comment("/autopack propose --force", comment_id=9006))
+    assert await run_all(harness) == ["command", "propose"]
+    sent = json.loads([c for c in router.calls if c.request.url == OPENAI][-1].request.content)
+    assert "rejected because: too risky for a patch release" in sent["messages"][-1]["content"]
+
+
+async def test_a_manual_merge_is_recorded_as_shipped(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    await ready(harness, repo, router)
+    data = payload("pull_request", "closed.payload.json")
+    data["installation"] = {"id": 4242, "node_id": "x"}
+    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
+    data["pull_request"].update(number=100, merged=True, merge_commit_sha="e" * 40)
+    data["pull_request"]["head"]["ref"] = "autopack/issue-7"
+    await harness.deliver("pull_request", data)
+    assert await run_all(harness) == ["learn"]
+    p = await proposal(harness)
+    assert p.status == "merged"
+    assert p.merge_sha == "e" * 40
+    assert "autopack:shipped" in repo.issue_labels[7]
+    assert await Proposals(harness.inbox.db).rejection(REPO, 7) is None
+
+
+async def test_changes_requested_revise_and_the_gate_comment_follows(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    revision = change_set(
+        tests=[],
+        fixes=[{"op": "search_replace", "path": "app/storage/save.py", "content": None,
+                "search": "retry(", "replace": "retry_with_backoff("}],
+    )  # fmt: skip
+    head = await ready(harness, repo, router, change_set(), revision)
+    assert "waiting for: approval of `c000000` by a writer" in gate_comment(repo)
+    repo.reviews.setdefault(100, []).append(
+        {
+            "id": 301,
+            "state": "CHANGES_REQUESTED",
+            "commit_id": head,
+            "user": {"login": "maintainer", "type": "User"},
+        }
+    )
+    await harness.deliver("pull_request_review", review_event("changes_requested", head, review_id=301))
+    assert await run_all(harness) == ["gate", "revise"]
+    assert "waiting for: Autopack's revision to be verified by CI and audited" in gate_comment(repo)
+    assert repo.merges == []
