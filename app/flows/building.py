@@ -21,6 +21,7 @@ from app.github.repo import RepoClient
 from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
 from app.llm.tokens import counter_for
+from app.logs import redactor
 from app.policy import changeset, context, guardrails
 from app.policy import proposal as policy
 from app.policy.changeset import ChangeSet, EditError, Working
@@ -43,6 +44,14 @@ class Refused(PermanentError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def refusal_text(exc: PermanentError) -> str:
+    """What the issue or PR is told when the builder's work cannot be used (secrets redacted)."""
+    if isinstance(exc, Refused):
+        return exc.reason
+    first = redactor.text(str(exc)).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return f"The builder could not produce a usable change: {first}"
 
 
 @dataclass

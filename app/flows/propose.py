@@ -16,12 +16,12 @@ from app.errors import PermanentError
 from app.flows import proposal_state as state
 from app.flows.building import (
     PREFLIGHT_TOKENS,
-    Refused,
     ask_and_apply,
     call_meta,
     gather,
     guard,
     push_commits,
+    refusal_text,
 )
 from app.flows.context import FlowContext
 from app.flows.registry import Flow
@@ -88,11 +88,11 @@ async def handle(ctx: FlowContext) -> None:
         if not proposal.files:
             await _build(ctx, repo, proposal, issue, rules)
         await _push(ctx, repo, proposal, rules)
-    except Refused as exc:
+    except PermanentError as exc:  # Refused, or a builder answer that never fit its schema
         proposal.status = "failed"
-        proposal.error = exc.reason
+        proposal.error = refusal_text(exc)
         PROPOSALS.labels("refused").inc()
-        ctx.log.warning("proposal refused", issue=number, reason=exc.reason.splitlines()[0])
+        ctx.log.warning("proposal refused", issue=number, reason=proposal.error.splitlines()[0])
         await state.publish(ctx, repo, proposal, body=False)
 
 

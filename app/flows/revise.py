@@ -17,12 +17,12 @@ from app.errors import PermanentError
 from app.flows import proposal_state as state
 from app.flows.building import (
     PREFLIGHT_TOKENS,
-    Refused,
     ask_and_apply,
     call_meta,
     files_section,
     guard,
     push_commits,
+    refusal_text,
     working_of,
 )
 from app.flows.context import FlowContext
@@ -84,9 +84,9 @@ async def handle(ctx: FlowContext) -> None:
             texts=texts,
         )
         guard(proposal, revised, tree, rules)
-    except Refused as exc:
+    except PermanentError as exc:  # Refused, or a builder answer that never fit its schema
         proposal.status = "handed_over"
-        proposal.error = exc.reason
+        proposal.error = refusal_text(exc)
         proposal.rounds.append(policy.Round(proposal.round + 1, trigger, _short(failure), "refused"))
         PROPOSALS.labels("revision_refused").inc()
         await state.publish(ctx, repo, proposal)

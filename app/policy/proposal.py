@@ -301,8 +301,8 @@ _OUTCOME_TEXT = {
     "unverified": "⚠️ **Unverified**: the repository's CI gave no result in time, so neither the "
     "failure nor the fix is shown by CI. Review it as an unverified change.",
     "fix_failed": "❌ **Fix failed** CI; Autopack is revising it.",
-    "handed_over": "🙋 **Handed over**: the fix still fails CI after the allowed revise rounds. "
-    "What was tried is below; a human decides from here.",
+    "handed_over": "🙋 **Handed over**: Autopack could not get the change through CI and review within "
+    "the allowed revise rounds. What was tried is below; a human decides from here.",
 }
 
 
@@ -400,8 +400,8 @@ def issue_comment(proposal: Proposal) -> str:
         "needed as reported. The pull request stays a draft; a maintainer can close it or ask for "
         "`/autopack revise <instructions>`.",
         "unverified": f"{pr} could not be verified: CI gave no result in time. It stays a draft.",
-        "handed_over": f"{pr} still fails CI after {proposal.round} rounds; Autopack handed it over to "
-        "the maintainers.",
+        "handed_over": f"Autopack handed {pr} over to the maintainers after {proposal.round} "
+        f"round{'s' if proposal.round != 1 else ''}; what it tried is listed in the pull request.",
         "failed": "Autopack could not make a proposal for this issue.",
         "merged": f"{pr} was approved and merged"
         + (f" as `{proposal.merge_sha[:7]}`" if proposal.merge_sha else "")
@@ -410,7 +410,7 @@ def issue_comment(proposal: Proposal) -> str:
         "writer asks with `/autopack propose --force`.",
     }.get(proposal.status, f"Proposal {pr}: {proposal.status}.")
     lines = [f"**Autopack proposal:** {text}"]
-    if proposal.status in ("failed", "closed") and proposal.error:
+    if proposal.status in ("failed", "closed", "handed_over") and proposal.error:
         lines += ["", neutral(proposal.error)]
     return "\n".join(lines)
 

@@ -413,7 +413,7 @@ async def test_revise_rounds_are_capped_then_handed_over(
     assert builder.calls == 2  # the first build and one revision
     assert "Handed over" in repo.pulls[100]["body"]
     assert "## Rounds" in repo.pulls[100]["body"]
-    assert "handed it over" in repo.bot_comments()[0]["body"]
+    assert "handed #100 over to the maintainers after 2 rounds" in repo.bot_comments()[0]["body"]
 
 
 async def test_an_audit_block_revises_instead_of_marking_ready(
@@ -640,3 +640,17 @@ async def test_revise_command_on_the_pull_request(
     assert "retry only twice" in sent["messages"][-1]["content"]
     p = await proposal(harness)
     assert "retry_twice(" in repo.file_at(p.fix_sha, "app/storage/save.py")
+
+
+async def test_a_builder_answer_that_never_fits_its_schema_fails_the_proposal_cleanly(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    builder = Builder(router, {"title": "no edits at all"})
+    await start(harness)
+    assert builder.calls == 2  # the answer and its schema repair round
+    p = await proposal(harness)
+    assert p.status == "failed"
+    assert repo.commits == {}
+    assert repo.created_pulls == []
+    assert "The builder could not produce a usable change" in repo.bot_comments()[0]["body"]
