@@ -47,7 +47,9 @@ def _branch_issue(payload: dict[str, Any]) -> int | None:
 
 
 def accepts(payload: dict[str, Any]) -> bool:
-    return _branch_issue(payload) is not None
+    """Autopack's PRs only; reviews by bots (Autopack's own audit reviews) change nothing."""
+    user = (payload.get("review") or {}).get("user") or {}
+    return _branch_issue(payload) is not None and not is_bot(user.get("login"), user.get("type"))
 
 
 async def on_review(ctx: FlowContext) -> None:

@@ -42,7 +42,7 @@ class Feedback(_Section):
 class Proposals(_Section):
     auto: bool = False  # propose by itself when triage finds an improvement warranted
     min_confidence: float = Field(default=0.8, ge=0, le=1)
-    max_rounds: int = Field(default=3, ge=1, le=10)  # revise rounds before handing over to humans
+    max_rounds: int = Field(default=3, ge=1, le=10)  # the first change and its revisions, then humans
     no_ci_minutes: int = Field(default=15, ge=1, le=1_440)  # no check at all by then: "no CI"
     ci_timeout_minutes: int = Field(default=120, ge=5, le=2_880)  # checks still running: unverified
     reviewers: list[str] = Field(default_factory=list)  # requested when the PR is ready

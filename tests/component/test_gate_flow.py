@@ -284,3 +284,17 @@ async def test_changes_requested_revise_and_the_gate_comment_follows(
     assert await run_all(harness) == ["gate", "revise"]
     assert "waiting for: Autopack's revision to be verified by CI and audited" in gate_comment(repo)
     assert repo.merges == []
+
+
+async def test_reviews_by_bots_are_not_even_queued(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    head = await ready(harness, repo, router)
+    bot_review = review_event("commented", head, login="autopack[bot]")
+    bot_review["review"]["user"]["type"] = "Bot"
+    assert await harness.deliver("pull_request_review", bot_review) == []
+    approval = approve(repo, head, login="autopack[bot]")
+    approval["review"]["user"]["type"] = "Bot"
+    assert await harness.deliver("pull_request_review", approval) == []
+    assert repo.merges == []
