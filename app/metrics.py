@@ -70,3 +70,8 @@ PROPOSALS = Counter(
     "Proposal steps: started, refused (and why), pushed, verified, not_reproduced, unverified, revised, ...",
     ["outcome"],
 )
+DEPENDABOT = Counter(
+    "autopack_dependabot_total",
+    "Dependabot PR evaluations: not_genuine, auto_merge, needs_review, merged",
+    ["outcome"],
+)

@@ -54,6 +54,7 @@ def default_registry() -> Registry:
         audit,
         commands,
         config_check,
+        dependencies,
         gate,
         installations,
         propose,
@@ -75,4 +76,6 @@ def default_registry() -> Registry:
     registry.register(gate.REVIEW_FLOW)
     registry.register(gate.CHECK_FLOW)
     registry.register(gate.CLOSED_FLOW)
+    registry.register(dependencies.FLOW)
+    registry.register(dependencies.CI_FLOW)
     return registry

@@ -239,3 +239,13 @@ async def required_checks(repo: RepoClient, branch: str) -> frozenset[str] | Non
     names = {str(c) for c in required.get("contexts") or []}
     names |= {str(c.get("context")) for c in required.get("checks") or [] if isinstance(c, dict)}
     return frozenset(names) if names else None
+
+
+async def approve(repo: RepoClient, number: int, sha: str, body: str) -> None:
+    """An APPROVE review of `sha`. Only for Dependabot's verified updates (app.flows.dependencies):
+    the bot never approves its own pull requests, whose reviews are COMMENT only (RepoClient)."""
+    await repo.gh.arequest(
+        "POST",
+        f"/repos/{repo.full_name}/pulls/{number}/reviews",
+        json={"commit_id": sha, "body": body, "event": "APPROVE"},
+    )

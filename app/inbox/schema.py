@@ -193,12 +193,21 @@ _PROPOSALS = [
     "CREATE INDEX rejections_issue ON rejections (repository, issue_number, id)",
     "CREATE INDEX rejections_area ON rejections (repository, area, id)",
     "ALTER TABLE triage_log ADD COLUMN analysis TEXT",
+    # AI risk summaries of Dependabot updates, once per PR and set of versions (Dependabot rebases often)
+    """CREATE TABLE dependency_reviews (
+        repository TEXT NOT NULL,
+        pr_number BIGINT NOT NULL,
+        versions TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (repository, pr_number, versions)
+    )""",
 ]
 
 MIGRATIONS.append(
     Migration(
         4,
-        "improvement proposals, rejections, triage analyses",
+        "improvement proposals, rejections, triage analyses, dependency risk summaries",
         sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _PROPOSALS],
         postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _PROPOSALS],
     )

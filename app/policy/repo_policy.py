@@ -64,6 +64,14 @@ class Audit(_Section):
 
 class Dependabot(_Section):
     enabled: bool = True
+    # Levels that may merge themselves once checks are green (majors only if listed here).
+    auto_merge_levels: list[Literal["patch", "minor", "major"]] = Field(default=["patch", "minor"])
+    dependency_types: list[Literal["production", "development", "indirect"]] = Field(
+        default=["production", "development", "indirect"]
+    )
+    critical: list[str] = Field(default_factory=list)  # never auto-merged, always summarised
+    security_reviewers: list[str] = Field(default_factory=list)  # requested on security updates
+    security_team_reviewers: list[str] = Field(default_factory=list)
 
 
 class Push(_Section):

@@ -145,6 +145,10 @@ class FakeRepo(FakeThread):
         self.merges: list[dict[str, Any]] = []
         self.merge_refusals: list[int] = []  # statuses the next merge calls answer (409: head moved)
         self.deleted_branches: list[str] = []
+        self.pr_commits: dict[int, list[dict[str, Any]]] = {}
+        self.auto_merge_allowed = True
+        self.auto_merge: list[dict[str, Any]] = []
+        self.code_search: dict[str, list[str]] = {}  # package → paths that mention it
 
     def install(self, router: respx.MockRouter, repo: str | None = None) -> None:
         repo = repo or self.repo
@@ -185,6 +189,7 @@ class FakeRepo(FakeThread):
         )
         router.get(url__regex=rf"{base}/check-runs/(?P<rid>\d+)$").mock(side_effect=self._get_run)
         router.post(f"{API}/graphql").mock(side_effect=self._graphql)
+        router.get(url__regex=rf"{API}/search/code").mock(side_effect=self._search_code)
         router.get(url__regex=rf"{base}/branches/(?P<branch>[^/?]+)").mock(side_effect=self._branch)
         router.put(url__regex=rf"{base}/pulls/(?P<n>\d+)/merge").mock(side_effect=self._merge)
         router.delete(url__regex=rf"{base}/git/refs/heads/(?P<branch>.+)$").mock(side_effect=self._delete_ref)
@@ -277,9 +282,8 @@ class FakeRepo(FakeThread):
 
     def _commits(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
         self._note(request)
-        return self._page(
-            request, [{"sha": "1" * 40, "commit": {"message": "Retry writes on lock\n\nDetails."}}]
-        )
+        default = [{"sha": "1" * 40, "commit": {"message": "Retry writes on lock\n\nDetails."}}]
+        return self._page(request, self.pr_commits.get(int(n), default))
 
     def _reviews(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
         self._note(request)
@@ -289,7 +293,9 @@ class FakeRepo(FakeThread):
         self._note(request)
         review = json.loads(request.content)
         review.update(
-            id=len(self.reviews.get(int(n), [])) + 1, user={"login": "autopack[bot]", "type": "Bot"}
+            id=len(self.reviews.get(int(n), [])) + 1,
+            user={"login": "autopack[bot]", "type": "Bot"},
+            state={"APPROVE": "APPROVED", "COMMENT": "COMMENTED"}.get(review.get("event"), "PENDING"),
         )
         self.reviews.setdefault(int(n), []).append(review)
         return httpx.Response(200, json=review)
@@ -423,6 +429,19 @@ class FakeRepo(FakeThread):
         self._note(request)
         body = json.loads(request.content)
         query, variables = body["query"], body.get("variables") or {}
+        if "enablePullRequestAutoMerge" in query:
+            if not self.auto_merge_allowed:
+                return httpx.Response(
+                    200,
+                    json={
+                        "data": {"enablePullRequestAutoMerge": None},
+                        "errors": [{"type": "UNPROCESSABLE", "message": "Auto merge is not allowed"}],
+                    },
+                )
+            self.auto_merge.append(variables)
+            return httpx.Response(
+                200, json={"data": {"enablePullRequestAutoMerge": {"clientMutationId": None}}}
+            )
         if "markPullRequestReadyForReview" in query:
             self.ready.append(variables["id"])
             for pull in self.pulls.values():
@@ -476,6 +495,13 @@ class FakeRepo(FakeThread):
         self.deleted_branches.append(branch)
         self.refs.pop(branch, None)
         return httpx.Response(204)
+
+    def _search_code(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
+        query = request.url.params.get("q", "")
+        name = query.split('"')[1] if '"' in query else ""
+        items = [{"path": p} for p in self.code_search.get(name, [])]
+        return httpx.Response(200, json={"total_count": len(items), "items": items})
 
     def file_at(self, commit_sha: str, path: str) -> str | None:
         """A file's content at one of the commits the flow created (walking parents to the base)."""
