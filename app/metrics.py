@@ -75,3 +75,8 @@ DEPENDABOT = Counter(
     "Dependabot PR evaluations: not_genuine, auto_merge, needs_review, merged",
     ["outcome"],
 )
+PUSH_AUDITS = Counter(
+    "autopack_push_audits_total",
+    "Push audits: clean, secrets_found, audited_<verdict>, skipped_branch",
+    ["outcome"],
+)

@@ -58,6 +58,7 @@ def default_registry() -> Registry:
         gate,
         installations,
         propose,
+        push_audit,
         revise,
         triage,
         verify,
@@ -78,4 +79,5 @@ def default_registry() -> Registry:
     registry.register(gate.CLOSED_FLOW)
     registry.register(dependencies.FLOW)
     registry.register(dependencies.CI_FLOW)
+    registry.register(push_audit.FLOW)
     return registry

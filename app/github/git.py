@@ -249,3 +249,25 @@ async def approve(repo: RepoClient, number: int, sha: str, body: str) -> None:
         f"/repos/{repo.full_name}/pulls/{number}/reviews",
         json={"commit_id": sha, "body": body, "event": "APPROVE"},
     )
+
+
+COMPARE_FILE_LIMIT = 300  # GitHub lists at most 300 files in a comparison
+
+
+async def compare(
+    repo: RepoClient, base: str, head: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`base...head` (from their merge base, so a forced push shows what it brings): files, commits."""
+    response = await repo.gh.arequest(
+        "GET", f"/repos/{repo.full_name}/compare/{base}...{head}", params={"per_page": 100}
+    )
+    data = response.json()
+    return list(data.get("files") or []), list(data.get("commits") or [])
+
+
+async def commit_files(repo: RepoClient, sha: str) -> list[dict[str, Any]]:
+    """The files one commit changes, with patches (GitHub lists up to 300 per page)."""
+    response = await repo.gh.arequest(
+        "GET", f"/repos/{repo.full_name}/commits/{sha}", params={"per_page": 300}
+    )
+    return list(response.json().get("files") or [])

@@ -86,6 +86,20 @@ class Hunk:
     def text(self) -> str:
         return "\n".join((self.header, *self.lines))
 
+    @property
+    def added(self) -> tuple[tuple[int, str], ...]:
+        """(new-side line number, text) of every added line."""
+        match = _HUNK.match(self.header)
+        number = int(match[3]) if match else 1
+        added: list[tuple[int, str]] = []
+        for line in self.lines:
+            if line.startswith("+"):
+                added.append((number, line[1:]))
+                number += 1
+            elif not line.startswith(("-", "\\")):
+                number += 1
+        return tuple(added)
+
 
 @dataclass(frozen=True)
 class FileDiff:

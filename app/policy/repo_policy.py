@@ -76,7 +76,13 @@ class Dependabot(_Section):
 
 class Push(_Section):
     enabled: bool = True
-    branches: list[str] = Field(default_factory=list)  # besides the default branch
+    branches: list[str] = Field(default_factory=list)  # globs of branches audited besides the default
+    risk_threshold: int = Field(default=60, ge=0, le=100)  # risk score that gets the routed audit
+    audit_categories: list[
+        Literal["security_auth_change", "schema_contract_change", "external_feature_reuse", "docs", "tests"]
+    ] = Field(default=["security_auth_change"])  # categories audited whatever the score
+    secrets_allow_paths: list[str] = Field(default_factory=list)  # globs of fixtures with fake secrets
+    model_globs: list[str] = Field(default=["**/models.y*ml", "models.y*ml"])  # model configs checked
 
 
 class Guardrails(_Section):

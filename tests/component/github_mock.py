@@ -149,11 +149,15 @@ class FakeRepo(FakeThread):
         self.auto_merge_allowed = True
         self.auto_merge: list[dict[str, Any]] = []
         self.code_search: dict[str, list[str]] = {}  # package → paths that mention it
+        self.compares: dict[str, list[dict[str, Any]]] = {}  # "base...head" → files
+        self.commit_file_lists: dict[str, list[dict[str, Any]]] = {}  # sha → files
 
     def install(self, router: respx.MockRouter, repo: str | None = None) -> None:
         repo = repo or self.repo
         base = rf"{API}/repos/(?P<full>[^/]+/[^/]+)"
         router.get(url__regex=rf"{base}/commits/[^/?]+$").mock(side_effect=self._head)
+        router.get(url__regex=rf"{base}/commits/(?P<sha>\w+)\?").mock(side_effect=self._commit)
+        router.get(url__regex=rf"{base}/compare/(?P<spec>[^?]+)").mock(side_effect=self._compare)
         router.get(url__regex=rf"{base}/contents/(?P<path>[^?]*)").mock(side_effect=self._content)
         router.get(url__regex=rf"{base}/contents\?").mock(
             side_effect=lambda r, full: self._content(r, full, "")
@@ -495,6 +499,16 @@ class FakeRepo(FakeThread):
         self.deleted_branches.append(branch)
         self.refs.pop(branch, None)
         return httpx.Response(204)
+
+    def _commit(self, request: httpx.Request, full: str, sha: str) -> httpx.Response:
+        self._note(request)
+        return httpx.Response(200, json={"sha": sha, "files": self.commit_file_lists.get(sha, [])})
+
+    def _compare(self, request: httpx.Request, full: str, spec: str) -> httpx.Response:
+        self._note(request)
+        if spec not in self.compares:
+            return httpx.Response(404, json={"message": "Not Found"})
+        return httpx.Response(200, json={"files": self.compares[spec], "commits": [], "status": "ahead"})
 
     def _search_code(self, request: httpx.Request) -> httpx.Response:
         self._note(request)
