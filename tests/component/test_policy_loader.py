@@ -138,9 +138,11 @@ def push_touching(path: str) -> dict[str, Any]:
 
 async def test_push_of_a_broken_file_gets_the_check_run(files: FakeRepo, harness: Harness) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "merge:\n  method: yolo\n"
-    assert await harness.deliver("push", push_touching("README.md")) == []  # other files: no job
-    (job,) = await harness.deliver("push", push_touching(".github/autopack.yml"))
-    assert job.flow == "config_check"
+    other = await harness.deliver("push", push_touching("README.md"))
+    assert [j.flow for j in other] == ["push_audit"]  # other files: no config check
+    jobs = await harness.deliver("push", push_touching(".github/autopack.yml"))
+    assert [j.flow for j in jobs] == ["config_check", "push_audit"]
+    await harness.inbox.db.run(lambda tx: tx.execute("DELETE FROM jobs WHERE flow = 'push_audit'"))
     await harness.run_next()
     (run,) = files.check_runs
     assert run["conclusion"] == "neutral"
@@ -150,6 +152,7 @@ async def test_push_of_a_broken_file_gets_the_check_run(files: FakeRepo, harness
 async def test_push_of_a_valid_file_gets_a_success_check_run(files: FakeRepo, harness: Harness) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "feedback: {label: fb}\n"
     await harness.deliver("push", push_touching(".github/autopack.yml"))
+    await harness.inbox.db.run(lambda tx: tx.execute("DELETE FROM jobs WHERE flow = 'push_audit'"))
     await harness.run_next()
     (run,) = files.check_runs
     assert (run["conclusion"], run["output"]["title"]) == ("success", ".github/autopack.yml is valid")
