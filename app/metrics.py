@@ -80,3 +80,4 @@ PUSH_AUDITS = Counter(
     "Push audits: clean, secrets_found, audited_<verdict>, skipped_branch",
     ["outcome"],
 )
+DIGESTS = Counter("autopack_digests_total", "Weekly digests: posted, disabled", ["outcome"])

@@ -108,3 +108,7 @@ class Service:
         pruned = await self.inbox.prune_payloads(self.settings.autopack_retention_days * 86400)
         if pruned:
             log.info("pruned delivery payloads", count=pruned)
+        if self.mode is not Mode.SETUP:
+            from app.flows.digest import schedule_all
+
+            await schedule_all(self.inbox)  # each repository's next weekly digest (deduplicated)

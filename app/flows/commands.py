@@ -364,3 +364,20 @@ async def _reject(ctx: CommandContext) -> str:
     await reject(ctx.flow, ctx.repo, proposal, ctx.command.args.strip()[:2_000], ctx.sender)
     await git.close_pull(ctx.repo, proposal.pr_number)
     return f"Closed #{proposal.pr_number} and noted why; Autopack will not propose this again unasked."
+
+
+@command("digest", Permission.WRITE, "Post (or update) this week's feedback digest of this repository now.")
+async def _digest(ctx: CommandContext) -> str:
+    # On the repository's subject, where the scheduled digest runs too: never two at once.
+    await ctx.flow.inbox.enqueue(
+        "digest",
+        ctx.repo.full_name,
+        args={
+            "forced": True,
+            "installation_id": ctx.flow.installation_id,
+            "repository": ctx.repo.full_name,
+            "default_branch": (ctx.flow.payload.get("repository") or {}).get("default_branch"),
+        },
+        dedupe_key=f"digest:{ctx.repo.full_name}:command-{ctx.comment_id}",
+    )
+    return "Writing this week's feedback digest; it appears as an issue labelled `autopack:digest`."

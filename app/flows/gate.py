@@ -24,6 +24,7 @@ from githubkit.exception import RequestFailed
 
 from app.flows import proposal_state as state
 from app.flows.context import FlowContext
+from app.flows.digest import shipped_to_theme
 from app.flows.registry import Flow
 from app.flows.verify import queue_revise
 from app.github import git
@@ -165,6 +166,8 @@ async def shipped(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal,
     if rules.merge.delete_branch:
         await git.delete_branch(repo, proposal.branch)
     await state.publish(ctx, repo, proposal, body=False)
+    if proposal.pr_number:
+        await shipped_to_theme(ctx, repo, proposal.issue, proposal.pr_number, proposal.title)
 
 
 async def reject(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.flows.context import FlowContext
+from app.flows.digest import schedule_all
 from app.flows.registry import Flow
 
 
@@ -41,6 +42,8 @@ async def handle(ctx: FlowContext) -> None:
         added = _repos(ctx.payload.get("repositories_added"))
         removed = [r for r, _ in _repos(ctx.payload.get("repositories_removed"))]
         await ctx.inbox.change_repositories(inst_id, added, removed)
+    if not suspended:
+        await schedule_all(ctx.inbox)  # new repositories get their weekly digest
     ctx.log.info("installation recorded", installation=inst_id, account=login, action=ctx.action)
 
 

@@ -55,6 +55,7 @@ def default_registry() -> Registry:
         commands,
         config_check,
         dependencies,
+        digest,
         gate,
         installations,
         propose,
@@ -80,4 +81,5 @@ def default_registry() -> Registry:
     registry.register(dependencies.FLOW)
     registry.register(dependencies.CI_FLOW)
     registry.register(push_audit.FLOW)
+    registry.register(digest.FLOW)
     return registry

@@ -271,3 +271,41 @@ async def commit_files(repo: RepoClient, sha: str) -> list[dict[str, Any]]:
         "GET", f"/repos/{repo.full_name}/commits/{sha}", params={"per_page": 300}
     )
     return list(response.json().get("files") or [])
+
+
+async def feedback_issues(repo: RepoClient, label: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Open issues (not PRs) carrying `label`, with their reporter and reaction count."""
+    issues: list[dict[str, Any]] = []
+    page = 1
+    while len(issues) < limit:
+        response = await repo.gh.arequest(
+            "GET",
+            f"/repos/{repo.full_name}/issues",
+            params={"labels": label, "state": "open", "per_page": 100, "page": page},
+        )
+        batch = response.json()
+        issues += [i for i in batch if "pull_request" not in i]
+        if len(batch) < 100:
+            break
+        page += 1
+    return issues[:limit]
+
+
+async def issues_with_label(repo: RepoClient, label: str, state: str = "all") -> list[dict[str, Any]]:
+    response = await repo.gh.arequest(
+        "GET",
+        f"/repos/{repo.full_name}/issues",
+        params={"labels": label, "state": state, "per_page": 100, "sort": "created", "direction": "desc"},
+    )
+    return [i for i in response.json() if "pull_request" not in i]
+
+
+async def create_issue(repo: RepoClient, *, title: str, body: str, labels: list[str]) -> int:
+    response = await repo.gh.arequest(
+        "POST", f"/repos/{repo.full_name}/issues", json={"title": title, "body": body, "labels": labels}
+    )
+    return int(response.json()["number"])
+
+
+async def update_issue(repo: RepoClient, number: int, **fields: Any) -> None:
+    await repo.gh.arequest("PATCH", f"/repos/{repo.full_name}/issues/{number}", json=fields)

@@ -140,3 +140,53 @@ class Proposals:
             )
         )
         return str(row["reason"]) if row else None
+
+    async def ended_since(self, repository: str, status: str, since: float) -> list[Proposal]:
+        """Proposals that reached `status` (merged, closed) since `since`: the digest's "last week"."""
+        rows = await self.db.run(
+            lambda tx: tx.fetchall(
+                "SELECT data FROM proposals WHERE repository = ? AND status = ? AND updated_at >= ? "
+                "ORDER BY updated_at",
+                (repository, status, since),
+            )
+        )
+        return [p for p in (self._load(r) for r in rows) if p is not None]
+
+    async def rejections_since(self, repository: str, since: float) -> list[dict[str, Any]]:
+        return await self.db.run(
+            lambda tx: tx.fetchall(
+                "SELECT issue_number, pr_number, reason FROM rejections WHERE repository = ? "
+                "AND created_at >= ? ORDER BY id",
+                (repository, since),
+            )
+        )
+
+    async def save_clusters(self, repository: str, week: str, clusters: list[tuple[str, list[int]]]) -> None:
+        """The week's digest themes (a re-run replaces them)."""
+        now = self.clock()
+
+        def op(tx: Tx) -> None:
+            tx.execute("DELETE FROM digest_clusters WHERE repository = ? AND week = ?", (repository, week))
+            for position, (theme, issues) in enumerate(clusters):
+                tx.execute(
+                    "INSERT INTO digest_clusters (repository, week, position, theme, issues, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (repository, week, position, theme[:200], json.dumps(issues), now),
+                )
+
+        await self.db.run(op)
+
+    async def cluster_of(self, repository: str, issue: int) -> tuple[str, list[int]] | None:
+        """The latest digest theme that holds `issue`, with all its issues."""
+        rows = await self.db.run(
+            lambda tx: tx.fetchall(
+                "SELECT theme, issues FROM digest_clusters WHERE repository = ? "
+                "ORDER BY created_at DESC, week DESC",
+                (repository,),
+            )
+        )
+        for row in rows:
+            issues = [int(n) for n in json.loads(row["issues"])]
+            if issue in issues:
+                return str(row["theme"]), issues
+        return None

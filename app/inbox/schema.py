@@ -193,6 +193,16 @@ _PROPOSALS = [
     "CREATE INDEX rejections_issue ON rejections (repository, issue_number, id)",
     "CREATE INDEX rejections_area ON rejections (repository, area, id)",
     "ALTER TABLE triage_log ADD COLUMN analysis TEXT",
+    # The weekly digest's themes: the shipped-note loop finds an issue's cluster here.
+    """CREATE TABLE digest_clusters (
+        repository TEXT NOT NULL,
+        week TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        theme TEXT NOT NULL,
+        issues TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (repository, week, position)
+    )""",
     # AI risk summaries of Dependabot updates, once per PR and set of versions (Dependabot rebases often)
     """CREATE TABLE dependency_reviews (
         repository TEXT NOT NULL,
@@ -207,7 +217,7 @@ _PROPOSALS = [
 MIGRATIONS.append(
     Migration(
         4,
-        "improvement proposals, rejections, triage analyses, dependency risk summaries",
+        "improvement proposals, rejections, triage analyses, dependency risk summaries, digest themes",
         sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _PROPOSALS],
         postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _PROPOSALS],
     )

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.policy.digest import check_schedule
+
 FILE_PATH = ".github/autopack.yml"
 
 
@@ -99,6 +101,17 @@ class Merge(_Section):
     delete_branch: bool = True
 
 
+class Digest(_Section):
+    enabled: bool = True
+    schedule: str = "MON 06:00"  # day and UTC time of the weekly digest
+    auto_propose: int = Field(default=0, ge=0, le=5)  # start proposals for the top N themes
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return check_schedule(value)
+
+
 class Budgets(_Section):
     repository_weekly_tokens: int | None = Field(default=None, gt=0)
 
@@ -111,6 +124,7 @@ class RepoPolicy(_Section):
     push: Push = Field(default_factory=Push)
     guardrails: Guardrails = Field(default_factory=Guardrails)
     merge: Merge = Field(default_factory=Merge)
+    digest: Digest = Field(default_factory=Digest)
     budgets: Budgets = Field(default_factory=Budgets)
 
 

@@ -32,7 +32,7 @@ class FakeThread:
         router.post(url__regex=rf"{API}/repos/{repo}/issues/comments/(?P<cid>\d+)/reactions").mock(
             side_effect=self._react
         )
-        router.get(url__regex=rf"{API}/repos/{repo}/issues/\d+/comments").mock(side_effect=self._list)
+        router.get(url__regex=rf"{API}/repos/{repo}/issues/(?P<n>\d+)/comments").mock(side_effect=self._list)
         router.post(url__regex=rf"{API}/repos/{repo}/issues/\d+/comments").mock(side_effect=self._create)
         router.patch(url__regex=rf"{API}/repos/{repo}/issues/comments/(?P<cid>\d+)").mock(
             side_effect=self._edit
@@ -73,11 +73,13 @@ class FakeThread:
             self.reactions.append((int(cid), content))
         return httpx.Response(200 if existing else 201, json={"id": 1, "content": content})
 
-    def _list(self, request: httpx.Request) -> httpx.Response:
+    def _list(self, request: httpx.Request, n: str) -> httpx.Response:
         self._note(request)
         page = int(request.url.params.get("page", "1"))
         per_page = int(request.url.params.get("per_page", "30"))
-        return httpx.Response(200, json=self.comments[(page - 1) * per_page : page * per_page])
+        # Comments the bot created belong to one thread; those a test adds belong to every thread.
+        thread = [c for c in self.comments if c.get("issue_number", int(n)) == int(n)]
+        return httpx.Response(200, json=thread[(page - 1) * per_page : page * per_page])
 
     def _create(self, request: httpx.Request) -> httpx.Response:
         self._note(request)
@@ -166,6 +168,7 @@ class FakeRepo(FakeThread):
         router.post(url__regex=rf"{base}/labels$").mock(side_effect=self._create_label)
         router.post(url__regex=rf"{base}/issues/(?P<n>\d+)/labels").mock(side_effect=self._add_labels)
         router.get(url__regex=rf"{base}/issues\?").mock(side_effect=self._list_issues)
+        router.post(url__regex=rf"{base}/issues$").mock(side_effect=self._create_issue)
         router.patch(url__regex=rf"{base}/issues/(?P<n>\d+)$").mock(side_effect=self._update_issue)
         router.get(url__regex=rf"{base}/commits/(?P<sha>\w+)/check-runs").mock(side_effect=self._list_runs)
         router.get(url__regex=rf"{base}/pulls/(?P<n>\d+)$").mock(side_effect=self._pull)
@@ -258,12 +261,36 @@ class FakeRepo(FakeThread):
     def _list_issues(self, request: httpx.Request, full: str) -> httpx.Response:
         self._note(request)
         wanted = request.url.params.get("labels")
-        return httpx.Response(200, json=[i for i in self.open_issues if wanted in i.get("labels", [wanted])])
+        state = request.url.params.get("state", "open")
+        found = [
+            i
+            for i in self.open_issues
+            if wanted in i.get("labels", [wanted]) and (state == "all" or i.get("state", "open") == state)
+        ]
+        return self._page(request, found)
+
+    def _create_issue(self, request: httpx.Request, full: str) -> httpx.Response:
+        self._note(request)
+        data = json.loads(request.content)
+        issue = {
+            "number": 200 + len(self.open_issues),
+            "title": data["title"],
+            "body": data["body"],
+            "labels": data.get("labels", []),
+            "state": "open",
+            "user": {"login": "autopack[bot]", "type": "Bot"},
+        }
+        self.open_issues.append(issue)
+        return httpx.Response(201, json=issue)
 
     def _update_issue(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
         self._note(request)
-        if json.loads(request.content).get("state") == "closed":
+        data = json.loads(request.content)
+        if data.get("state") == "closed":
             self.closed.append(int(n))
+        for issue in self.open_issues:
+            if issue["number"] == int(n):
+                issue.update(data)
         return httpx.Response(200, json={"number": int(n)})
 
     def _list_runs(self, request: httpx.Request, full: str, sha: str) -> httpx.Response:
