@@ -279,6 +279,7 @@ async def _propose(ctx: CommandContext) -> str:
     from app.flows.building import PREFLIGHT_TOKENS
     from app.inbox.proposals import Proposals
     from app.llm.ledger import BudgetExceeded, CallMeta
+    from app.llm.service import NoModelAvailable
     from app.policy.proposal import eligible, parse_propose_args
 
     issue = ctx.flow.payload.get("issue") or {}
@@ -304,6 +305,8 @@ async def _propose(ctx: CommandContext) -> str:
         )
     except BudgetExceeded as exc:
         return f"Not now: {exc.reason}."
+    except NoModelAvailable as exc:
+        return f"Autopack cannot build proposals here: {exc}."
     await _run_flow_now(ctx, "propose", issue=_issue_args(issue), notes=notes, force=force)
     return ""  # the proposal's comment on this issue is the answer
 

@@ -26,6 +26,7 @@ from app.github.repo import RepoClient
 from app.inbox.store import Inbox
 from app.llm.ledger import BudgetExceeded, CallMeta, Ledger
 from app.llm.prompt import Section
+from app.llm.service import NoModelAvailable
 from app.metrics import DIGESTS
 from app.policy import digest as policy
 from app.policy.labels import LabelSpec
@@ -202,6 +203,9 @@ async def _propose(
                 await ctx.llm.preflight(call_meta(ctx, probe), "builder", "medium", PREFLIGHT_TOKENS)
             except BudgetExceeded as exc:
                 ctx.log.info("digest proposals stop at the budget", reason=exc.reason)
+                break
+            except NoModelAvailable as exc:
+                ctx.log.warning("digest proposals need a builder model", error=str(exc))
                 break
         record = records[issue]
         await ctx.inbox.enqueue(

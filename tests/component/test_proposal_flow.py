@@ -228,6 +228,8 @@ async def test_whole_flow_from_command_to_ready_pr(
     assert p.status == "ready"
     assert p.audit_verdict == "comment"
     assert repo.ready == ["PR_node100"]
+    # the bot's reviews of its own PR are COMMENT only, never an approval (DESIGN §5.4)
+    assert [r["event"] for r in repo.reviews[100]] == ["COMMENT"]
     body = repo.pulls[100]["body"]
     assert "✅ **Verified**" in body
     assert "https://github.com/octo-org/widgets/runs/501" in body
@@ -654,3 +656,15 @@ async def test_a_builder_answer_that_never_fits_its_schema_fails_the_proposal_cl
     assert repo.commits == {}
     assert repo.created_pulls == []
     assert "The builder could not produce a usable change" in repo.bot_comments()[0]["body"]
+
+
+async def test_propose_without_a_configured_provider_says_so(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, _router = github
+    await triaged(harness)
+    harness.llm.providers = {}
+    await harness.deliver("issue_comment", propose_comment())
+    assert await run_all(harness) == ["command"]
+    assert "Autopack cannot build proposals here" in repo.comments[-1]["body"]
+    assert repo.commits == {}
