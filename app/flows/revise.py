@@ -98,12 +98,6 @@ async def handle(ctx: FlowContext) -> None:
     run_test = await push_commits(repo, proposal, previous_tests=previous_tests)
     sha, phase = (proposal.test_sha, "test") if run_test else (proposal.fix_sha, "fix")
     assert sha is not None
-    if not run_test:
-        earlier = proposal.current("test")
-        if earlier is not None:
-            proposal.verification.append(
-                policy.Verification("test", earlier.sha, earlier.outcome, earlier.checks)
-            )
     await state.wait_for_ci(ctx, repo, proposal, sha, phase, rules.proposals.no_ci_minutes)
     PROPOSALS.labels("revised").inc()
     ctx.log.info("proposal revised", issue=proposal.issue, round=proposal.round, trigger=trigger)

@@ -323,7 +323,13 @@ def verification_section(proposal: Proposal) -> list[str]:
         "none": "➖ no CI ran",
         "timed_out": "⌛ CI did not finish in time",
     }
-    for v in proposal.verification:
+    # The current commits only: earlier rounds are summarised under "Rounds".
+    current = [
+        v
+        for v in (proposal.current("test"), proposal.current("fix"))
+        if v is not None and v.sha in (proposal.test_sha, proposal.fix_sha)
+    ]
+    for v in current:
         lines.append(f"- {labels[v.phase]} `{v.sha[:7]}`: {outcome_words.get(v.outcome, v.outcome)}")
         lines += [_check_line(c) for c in v.checks if c.state != "ignored"][:20]
     summary = _OUTCOME_TEXT.get(

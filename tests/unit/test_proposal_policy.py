@@ -232,6 +232,8 @@ def test_body_is_rendered_from_the_record_with_model_text_neutralised() -> None:
         status="ready",
         pr_number=12,
         base_sha="b" * 40,
+        test_sha="t" * 40,
+        fix_sha="f" * 40,
         title="Retry",
         approach="Retry writes. <img src=x> Ping @maintainer, see https://evil.test",
         problem="Saving fails.",
@@ -285,3 +287,20 @@ def test_record_round_trips_through_json() -> None:
         rounds=[Round(1, "x", "y")],
     )
     assert Proposal.from_json(p.to_json()) == p
+
+
+def test_verification_shows_the_current_commits_only() -> None:
+    p = make(
+        status="awaiting_test_ci",
+        test_sha="2" * 40,
+        fix_sha="3" * 40,
+        verification=[
+            Verification("test", "0" * 40, "failed"),
+            Verification("fix", "1" * 40, "failed"),  # round 1's fix, superseded
+            Verification("test", "2" * 40, "pending"),
+        ],
+    )
+    text = "\n".join(render_body(p).splitlines())
+    assert "`2222222`: ⏳ waiting for CI" in text
+    assert "1111111" not in text
+    assert "0000000" not in text
