@@ -164,18 +164,14 @@ async def handle(ctx: FlowContext) -> None:
         ctx.log.warning("review line comments refused; posting them in the summary", pr=number)
         summary = summary_of(audit.Placement((), (*placed.line_comments, *placed.in_summary)))
         await repo.comment_review(number, head, f"{summary}\n\n{marker}", [])
-    batches = audit.annotation_batches(list(fresh))
-    title = f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}"
-    run_id = await repo.create_check_run(
+    await repo.report_check(
         head,
         CHECK_NAME,
         conclusion=audit.check_conclusion(verdict),
-        title=title,
+        title=f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}",
         summary=summary,
-        annotations=batches[0] if batches else None,
+        annotations=[a for batch in audit.annotation_batches(list(fresh)) for a in batch],
     )
-    for batch in batches[1:]:
-        await repo.annotate_check_run(run_id, title=title, summary=summary, annotations=batch)
     AUDITS.labels(verdict).inc()
     ctx.log.info("audited", pr=number, head=head, verdict=verdict, risk=score.score, findings=len(fresh))
     await _report_to_proposal(

@@ -29,6 +29,7 @@ from app.policy.commands import (
     is_bot,
     parse_commands,
 )
+from app.policy.proposal import Proposal
 
 
 @dataclass
@@ -311,6 +312,21 @@ async def _propose(ctx: CommandContext) -> str:
     return ""  # the proposal's comment on this issue is the answer
 
 
+async def _open_proposal_here(ctx: CommandContext) -> Proposal | None:
+    """The open proposal this thread is about: its pull request, or its feedback issue."""
+    from app.inbox.proposals import Proposals
+    from app.policy.proposal import OPEN
+
+    proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
+    issue = ctx.flow.payload.get("issue") or {}
+    proposal = (
+        await proposals.by_pr(ctx.repo.full_name, ctx.number)
+        if "pull_request" in issue
+        else await proposals.get(ctx.repo.full_name, ctx.number)
+    )
+    return proposal if proposal is not None and proposal.status in OPEN else None
+
+
 @command(
     "revise",
     Permission.WRITE,
@@ -319,19 +335,11 @@ async def _propose(ctx: CommandContext) -> str:
 )
 async def _revise(ctx: CommandContext) -> str:
     from app.flows.verify import queue_revise
-    from app.inbox.proposals import Proposals
-    from app.policy.proposal import OPEN
 
     if not ctx.command.args.strip():
         return "Say what to change: `/autopack revise <instructions>`."
-    proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
-    issue = ctx.flow.payload.get("issue") or {}
-    proposal = (
-        await proposals.by_pr(ctx.repo.full_name, ctx.number)
-        if "pull_request" in issue
-        else await proposals.get(ctx.repo.full_name, ctx.number)
-    )
-    if proposal is None or proposal.status not in OPEN or not proposal.pr_number:
+    proposal = await _open_proposal_here(ctx)
+    if proposal is None or not proposal.pr_number:
         return "There is no open Autopack proposal here to revise."
     await queue_revise(
         ctx.flow,
@@ -352,17 +360,9 @@ async def _revise(ctx: CommandContext) -> str:
 async def _reject(ctx: CommandContext) -> str:
     from app.flows.gate import reject
     from app.github import git
-    from app.inbox.proposals import Proposals
-    from app.policy.proposal import OPEN
 
-    proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
-    issue = ctx.flow.payload.get("issue") or {}
-    proposal = (
-        await proposals.by_pr(ctx.repo.full_name, ctx.number)
-        if "pull_request" in issue
-        else await proposals.get(ctx.repo.full_name, ctx.number)
-    )
-    if proposal is None or proposal.status not in OPEN or not proposal.pr_number:
+    proposal = await _open_proposal_here(ctx)
+    if proposal is None or not proposal.pr_number:
         return "There is no open Autopack proposal here to reject."
     await reject(ctx.flow, ctx.repo, proposal, ctx.command.args.strip()[:2_000], ctx.sender)
     await git.close_pull(ctx.repo, proposal.pr_number)

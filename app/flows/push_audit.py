@@ -152,18 +152,14 @@ async def _report_secrets(
     title = (
         f"{len(findings)} secret{'s' if len(findings) != 1 else ''} found" if findings else "no secrets found"
     )
-    run_id = await repo.create_check_run(
+    await repo.report_check(
         sha,
         SECRETS_CHECK,
         conclusion="failure" if findings else "success",
         title=title,
         summary="\n".join(lines),
-        annotations=annotations[:50],
+        annotations=annotations,
     )
-    for start in range(50, len(annotations), 50):
-        await repo.annotate_check_run(
-            run_id, title=title, summary="\n".join(lines), annotations=annotations[start : start + 50]
-        )
 
 
 async def _audit(
@@ -231,18 +227,14 @@ async def _audit(
             f"${answer.cost:.4f}",
         ]
     )
-    batches = audit.annotation_batches(kept)
-    title = f"{verdict}: risk {score.score}/100, {len(kept)} finding{'s' if len(kept) != 1 else ''}"
-    run_id = await repo.create_check_run(
+    await repo.report_check(
         sha,
         CHECK_NAME,
         conclusion=audit.check_conclusion(verdict),
-        title=title,
+        title=f"{verdict}: risk {score.score}/100, {len(kept)} finding{'s' if len(kept) != 1 else ''}",
         summary=summary,
-        annotations=batches[0] if batches else None,
+        annotations=[a for batch in audit.annotation_batches(kept) for a in batch],
     )
-    for batch in batches[1:]:
-        await repo.annotate_check_run(run_id, title=title, summary=summary, annotations=batch)
     PUSH_AUDITS.labels(f"audited_{verdict}").inc()
 
 
@@ -277,7 +269,7 @@ async def _check_models(
                 }
             )
     lines = [f"- `{a['path']}:{a['start_line']}` {a['message']}" for a in annotations]
-    await repo.create_check_run(
+    await repo.report_check(
         sha,
         MODELS_CHECK,
         conclusion="neutral" if annotations else "success",
@@ -285,7 +277,7 @@ async def _check_models(
         if annotations
         else "model names are current",
         summary="\n".join(lines) or "Every model named in " + ", ".join(configs) + " is current.",
-        annotations=annotations[:50],
+        annotations=annotations,
     )
 
 

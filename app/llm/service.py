@@ -27,7 +27,7 @@ from app.llm import prompt as prompts
 from app.llm.config import Catalogue, Complexity, Routing
 from app.llm.ledger import BudgetExceeded, CallMeta, Caps, Ledger
 from app.llm.providers import Message, Provider, ProviderError, RawAnswer, StructuredRequest
-from app.llm.router import Candidate, Role, route
+from app.llm.router import Candidate, Role, Route, route
 from app.llm.tokens import counter_for
 from app.logs import get_logger
 
@@ -184,9 +184,8 @@ class LLM:
                 past.add(provider)
         return frozenset(past)
 
-    async def preflight(self, call: CallMeta, role: Role, complexity: Complexity, tokens: int) -> None:
-        """Before a task that will spend about `tokens`: raise BudgetExceeded (a Reschedule to the
-        next budget week) unless some model of the route's chain has that much budget left."""
+    async def _route(self, call: CallMeta, role: Role, complexity: Complexity) -> Route:
+        """The chain for this call today, with providers past their soft limit stepped down."""
         today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
         chosen = route(
             self.routing,
@@ -200,6 +199,12 @@ class LLM:
         )
         if chosen is None:
             raise NoModelAvailable(f"no {role} is configured for {call.task}/{call.category}")
+        return chosen
+
+    async def preflight(self, call: CallMeta, role: Role, complexity: Complexity, tokens: int) -> None:
+        """Before a task that will spend about `tokens`: raise BudgetExceeded (a Reschedule to the
+        next budget week) unless some model of the route's chain has that much budget left."""
+        chosen = await self._route(call, role, complexity)
         refusal: BudgetExceeded | None = None
         for candidate in chosen.chain:
             if candidate.provider not in self.providers:
@@ -230,19 +235,7 @@ class LLM:
     ) -> Answer[T]:
         if call.job_id is not None and await self.ledger.calls_for_job(call.job_id) >= self.max_calls_per_job:
             raise CallCapExceeded(f"job {call.job_id} reached {self.max_calls_per_job} LLM calls")
-        today = dt.datetime.fromtimestamp(self.clock(), dt.UTC).date()
-        chosen = route(
-            self.routing,
-            self.catalogue,
-            task=call.task,
-            role=role,
-            complexity=complexity,
-            category=call.category,
-            today=today,
-            past_soft_limit=await self._past_soft_limit(),
-        )
-        if chosen is None:
-            raise NoModelAvailable(f"no {role} is configured for {call.task}/{call.category}")
+        chosen = await self._route(call, role, complexity)
         for skip in chosen.skipped:
             metrics.LLM_SKIPPED.labels(skip.model, skip.reason.split(" on ")[0]).inc()
             log.warning("model skipped", model=skip.model, reason=skip.reason, task=call.task, role=role)

@@ -81,5 +81,14 @@ class Harness:
         await self.inbox.complete(job)
         return job
 
+    async def run_all(self) -> list[str]:
+        """Run every job that is due, in order (jobs they queue too); returns their flows."""
+        flows = []
+        while (job := await self.inbox.claim("test", 60)) is not None:
+            await self.dispatcher(job)
+            await self.inbox.complete(job)
+            flows.append(job.flow)
+        return flows
+
     def close(self) -> None:
         self.inbox.close()

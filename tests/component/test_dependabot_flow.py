@@ -123,15 +123,6 @@ def suite_event(number: int = 40) -> dict[str, Any]:
     return data
 
 
-async def run_all(harness: Harness) -> list[str]:
-    flows = []
-    while (job := await harness.inbox.claim("test", 60)) is not None:
-        await harness.dispatcher(job)
-        await harness.inbox.complete(job)
-        flows.append(job.flow)
-    return flows
-
-
 def approvals(repo: FakeRepo, number: int = 40) -> list[dict[str, Any]]:
     return [r for r in repo.reviews.get(number, []) if r.get("event") == "APPROVE"]
 
@@ -150,7 +141,7 @@ async def test_a_genuine_patch_is_approved_and_merged_when_checks_are_green_not_
     setup(repo, event)
     ci(repo, None)  # CI still running
     await harness.deliver("pull_request", event)
-    assert "dependencies" in await run_all(harness)
+    assert "dependencies" in await harness.run_all()
     assert repo.merges == []
     (approval,) = approvals(repo)
     assert approval["commit_id"] == HEAD
@@ -158,7 +149,7 @@ async def test_a_genuine_patch_is_approved_and_merged_when_checks_are_green_not_
     assert "`requests` 2.31.0 → 2.31.1 (patch)" in comment(repo)
     repo.ci[HEAD][0].update(status="completed", conclusion="success")
     await harness.deliver("check_suite", suite_event())
-    assert await run_all(harness) == ["dependencies_ci", "dependencies"]
+    assert await harness.run_all() == ["dependencies_ci", "dependencies"]
     (merge,) = repo.merges
     assert merge["sha"] == HEAD
     assert merge["merge_method"] == "squash"
@@ -175,7 +166,7 @@ async def test_auto_merge_is_enabled_where_the_repository_allows_it(
     setup(repo, event)
     ci(repo, None)
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.auto_merge == [{"id": "PR_dep40", "method": "SQUASH"}]
     assert "GitHub merges it when the checks pass" in comment(repo)
     assert repo.merges == []
@@ -194,7 +185,7 @@ async def test_a_major_is_labelled_and_summarised_not_approved(
     setup(repo, event, commits=[dependabot_commit("Bump requests from 2.31.0 to 3.0.0")])
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert approvals(repo) == []
     assert repo.merges == []
     assert "autopack:needs-review" in repo.issue_labels[40]
@@ -208,7 +199,7 @@ async def test_a_major_is_labelled_and_summarised_not_approved(
     await harness.deliver(
         "pull_request", dependabot_pr(title=event["pull_request"]["title"], action="synchronize")
     )
-    await run_all(harness)
+    await harness.run_all()
     assert len([c for c in router.calls if c.request.url in (OPENAI, ANTHROPIC)]) == 1
 
 
@@ -223,7 +214,7 @@ async def test_a_critical_package_is_never_merged(
     setup(repo, event)
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert approvals(repo) == []
     assert "`requests` is listed in `dependabot.critical`" in comment(repo)
@@ -246,7 +237,7 @@ async def test_lookalikes_get_nothing(
     setup(repo, event)
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert approvals(repo) == []
     assert repo.bot_comments() == []
@@ -261,7 +252,7 @@ async def test_a_head_branch_from_a_fork_gets_nothing(
     setup(repo, event)
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert approvals(repo) == []
 
@@ -276,7 +267,7 @@ async def test_a_human_commit_on_top_means_nothing_is_merged(
     )
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert approvals(repo) == []
 
@@ -293,7 +284,7 @@ async def test_a_workflow_change_means_nothing_is_merged(
     )
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert approvals(repo) == []
 
@@ -312,7 +303,7 @@ async def test_a_group_mixing_minor_and_major_is_a_major(
     setup(repo, event, commits=[dependabot_commit("Bump the python-packages group")])
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert approvals(repo) == []
     assert "a major update is outside" in comment(repo)
@@ -330,7 +321,7 @@ async def test_a_security_update_is_labelled_and_its_reviewers_asked(
     setup(repo, event)
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert "security" in repo.issue_labels[40]
     assert repo.requested_reviewers == [{"number": 40, "reviewers": ["alice"], "team_reviewers": []}]
     assert "- security update" in comment(repo)
@@ -346,7 +337,7 @@ async def test_a_failing_check_is_never_merged_and_is_told(
     ci(repo, "failure")
     ci(repo, "success", name="lint", run_id=901)
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert approvals(repo) == []
     assert "not merged: failing checks: tests" in comment(repo)
@@ -368,7 +359,7 @@ async def test_injection_in_the_body_is_only_summarised(
     setup(repo, event, commits=[dependabot_commit("Bump requests from 2.31.0 to 3.0.0")])
     ci(repo, "success")
     await harness.deliver("pull_request", event)
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []  # the model's "merge" is advice; the policy decided
     assert approvals(repo) == []
     text = comment(repo)

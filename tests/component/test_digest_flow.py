@@ -90,15 +90,6 @@ def answer(router: respx.MockRouter, *answers: dict[str, Any]) -> list[dict[str,
     return sent
 
 
-async def run_all(harness: Harness) -> list[str]:
-    flows = []
-    while (job := await harness.inbox.claim("test", 60)) is not None:
-        await harness.dispatcher(job)
-        await harness.inbox.complete(job)
-        flows.append(job.flow)
-    return flows
-
-
 async def command(harness: Harness, comment_id: int = 9100) -> None:
     data = comment_payload("/autopack digest", login="maintainer", comment_id=comment_id)
     data["repository"]["default_branch"] = "main"
@@ -138,7 +129,7 @@ async def test_schedule_is_created_once_and_runs_once_under_two_workers_and_a_re
     await harness.dispatcher(claimed[0])
     harness.offset += 120
     assert [j.id for j in await harness.inbox.reclaim_expired()] == [job.id]
-    assert await run_all(harness) == ["digest"]
+    assert await harness.run_all() == ["digest"]
     assert len(digests(repo)) == 1  # edited in place, not posted twice
     # next week's digest is queued once, by the run itself
     week_jobs = [
@@ -160,7 +151,7 @@ async def test_clusters_name_only_the_listed_issues_and_code_ranks_them(
     )
     sent = answer(router, invented, valid)
     await command(harness)
-    assert await run_all(harness) == ["command", "digest"]
+    assert await harness.run_all() == ["command", "digest"]
     assert len(sent) == 2  # the invented numbers failed the schema; one repair round
     prompt = sent[0]["messages"][-1]["content"]
     assert "#7 [bug/high/storage, 1 reactions]" in prompt
@@ -193,9 +184,9 @@ async def test_one_digest_issue_per_week_edited_in_place_and_last_weeks_closed(
         }
     )
     await command(harness)
-    await run_all(harness)
+    await harness.run_all()
     await command(harness, comment_id=9101)
-    await run_all(harness)
+    await harness.run_all()
     this_week = [i for i in digests(repo) if i["number"] != 150]
     assert len(this_week) == 1
     assert this_week[0]["title"].startswith("Feedback digest 20")
@@ -273,9 +264,9 @@ async def test_a_merged_proposal_tells_its_whole_theme_once(
     closed["pull_request"].update(number=100, merged=True, merge_commit_sha="e" * 40)
     closed["pull_request"]["head"]["ref"] = "autopack/issue-7"
     await harness.deliver("pull_request", closed)
-    await run_all(harness)
+    await harness.run_all()
     await harness.deliver("pull_request", closed)  # a re-delivery changes nothing
-    await run_all(harness)
+    await harness.run_all()
     notes = [c for c in repo.bot_comments() if "autopack:shipped:100" in c["body"]]
     assert sorted(c["issue_number"] for c in notes) == [8, 11]
     assert "@locks" not in notes[0]["body"]

@@ -21,7 +21,6 @@ from tests.component.test_proposal_flow import (
     github,
     proposal,
     propose_comment,
-    run_all,
     start,
 )
 from tests.support import comment_payload, payload
@@ -37,12 +36,12 @@ async def ready(harness: Harness, repo: FakeRepo, router: respx.MockRouter, *ans
     assert p.test_sha is not None
     ci_run(repo, p.test_sha, "failure")
     await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await run_all(harness)
+    await harness.run_all()
     p = await proposal(harness)
     assert p.fix_sha is not None
     ci_run(repo, p.fix_sha, "success", run_id=502)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
-    await run_all(harness)
+    await harness.run_all()
     assert (await proposal(harness)).status == "ready"
     return p.fix_sha
 
@@ -85,7 +84,7 @@ async def test_approval_merges_the_exact_head_and_the_issue_is_told(
     repo, router = github
     head = await ready(harness, repo, router)
     await harness.deliver("pull_request_review", approve(repo, head))
-    assert await run_all(harness) == ["gate", "gate_check"]
+    assert await harness.run_all() == ["gate", "gate_check"]
     (merge,) = repo.merges
     assert merge["sha"] == head
     assert merge["merge_method"] == "squash"
@@ -102,7 +101,7 @@ async def test_a_readers_approval_does_not_merge(
     repo, router = github
     head = await ready(harness, repo, router)
     await harness.deliver("pull_request_review", approve(repo, head, login="reader"))
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert "waiting for: approval of `c000000` by a writer" in gate_comment(repo)
 
@@ -122,7 +121,7 @@ async def test_a_moved_head_means_re_evaluate_never_a_blind_retry(
         side_effect=push_meanwhile
     )
     await harness.deliver("pull_request_review", approve(repo, head))
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []  # the merge carried the approved sha and GitHub refused it (409)
     merge_calls = [line for line in repo.log if line.startswith("PUT")]
     assert len(merge_calls) == 1  # re-evaluated: the approval is for an older commit now, no retry
@@ -137,7 +136,7 @@ async def test_merge_refused_twice_waits_for_the_next_event(
     head = await ready(harness, repo, router)
     repo.merge_refusals = [405, 405]
     await harness.deliver("pull_request_review", approve(repo, head))
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert "waiting for: GitHub to accept the merge" in gate_comment(repo)
 
@@ -151,12 +150,12 @@ async def test_ci_completing_on_an_approved_pr_merges_it(
         {"id": 503, "name": "e2e", "status": "in_progress", "conclusion": None, "app": {"id": 15368}}
     )
     await harness.deliver("pull_request_review", approve(repo, head))
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert "checks 1/2 green" in gate_comment(repo)
     repo.ci[head][-1].update(status="completed", conclusion="success")
     await harness.deliver("check_suite", ci_event(head, "success"))
-    assert await run_all(harness) == ["verify", "gate_check"]
+    assert await harness.run_all() == ["verify", "gate_check"]
     assert len(repo.merges) == 1
 
 
@@ -167,7 +166,7 @@ async def test_required_checks_come_from_branch_protection(
     head = await ready(harness, repo, router)
     repo.required_checks = ["tests", "e2e"]  # e2e never reported
     await harness.deliver("pull_request_review", approve(repo, head))
-    await run_all(harness)
+    await harness.run_all()
     assert repo.merges == []
     assert "checks 1/2 green" in gate_comment(repo)
 
@@ -193,7 +192,7 @@ async def test_closing_unmerged_remembers_the_rejection(
     data["pull_request"]["head"]["ref"] = "autopack/issue-7"
     data["sender"].update(login="maintainer")
     await harness.deliver("pull_request", data)
-    assert await run_all(harness) == ["learn"]
+    assert await harness.run_all() == ["learn"]
     assert (await proposal(harness)).status == "closed"
     assert await Proposals(harness.inbox.db).rejection(REPO, 7) == (
         "We do not want retries here; fix the lock instead."
@@ -202,7 +201,7 @@ async def test_closing_unmerged_remembers_the_rejection(
     assert "fix the lock instead" in issue_comment(repo)
     # a new proposal needs --force
     await harness.deliver("issue_comment", propose_comment(comment_id=9005))
-    await run_all(harness)
+    await harness.run_all()
     assert "--force" in repo.comments[-1]["body"]
     assert len(repo.created_pulls) == 1
 
@@ -215,7 +214,7 @@ async def test_reject_command_closes_and_the_next_proposal_is_told_why(
     data = comment_payload("/autopack reject too risky for a patch release", login="maintainer", number=100)
     data["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/100"}
     await harness.deliver("issue_comment", data)
-    assert await run_all(harness) == ["command"]
+    assert await harness.run_all() == ["command"]
     assert {"number": 100, "state": "closed"} in repo.pull_updates
     assert await Proposals(harness.inbox.db).rejection(REPO, 7) == "too risky for a patch release"
     assert "autopack:rejected" in repo.issue_labels[7]
@@ -227,7 +226,7 @@ async def test_reject_command_closes_and_the_next_proposal_is_told_why(
     closed["pull_request"].update(number=100, merged=False)
     closed["pull_request"]["head"]["ref"] = "autopack/issue-7"
     await harness.deliver("pull_request", closed)
-    await run_all(harness)
+    await harness.run_all()
     rows = await harness.inbox.db.run(lambda tx: tx.fetchall("SELECT reason, area, summary FROM rejections"))
     (row,) = rows  # recorded once, with the area and what the change was
     assert row["reason"] == "too risky for a patch release"
@@ -237,7 +236,7 @@ async def test_reject_command_closes_and_the_next_proposal_is_told_why(
     # with --force, the builder is told what was rejected in this area
     repo.pulls.clear()
     await harness.deliver("issue_comment", propose_comment("/autopack propose --force", comment_id=9006))
-    assert await run_all(harness) == ["command", "propose"]
+    assert await harness.run_all() == ["command", "propose"]
     sent = json.loads([c for c in router.calls if c.request.url == OPENAI][-1].request.content)
     assert "rejected because: too risky for a patch release" in sent["messages"][-1]["content"]
 
@@ -253,7 +252,7 @@ async def test_a_manual_merge_is_recorded_as_shipped(
     data["pull_request"].update(number=100, merged=True, merge_commit_sha="e" * 40)
     data["pull_request"]["head"]["ref"] = "autopack/issue-7"
     await harness.deliver("pull_request", data)
-    assert await run_all(harness) == ["learn"]
+    assert await harness.run_all() == ["learn"]
     p = await proposal(harness)
     assert p.status == "merged"
     assert p.merge_sha == "e" * 40
@@ -281,7 +280,7 @@ async def test_changes_requested_revise_and_the_gate_comment_follows(
         }
     )
     await harness.deliver("pull_request_review", review_event("changes_requested", head, review_id=301))
-    assert await run_all(harness) == ["gate", "revise"]
+    assert await harness.run_all() == ["gate", "revise"]
     assert "waiting for: Autopack's revision to be verified by CI and audited" in gate_comment(repo)
     assert repo.merges == []
 

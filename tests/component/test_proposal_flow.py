@@ -142,16 +142,6 @@ async def triaged(harness: Harness, analysis: dict[str, Any] | None = None) -> N
     await harness.inbox.record_triage(REPO, 7, "reporter", "h", "body", 1, analysis or ANALYSIS)
 
 
-async def run_all(harness: Harness) -> list[str]:
-    """Run every due job; returns their flows in order."""
-    flows = []
-    while (job := await harness.inbox.claim("test", 60)) is not None:
-        await harness.dispatcher(job)
-        await harness.inbox.complete(job)
-        flows.append(job.flow)
-    return flows
-
-
 async def proposal(harness: Harness) -> Proposal:
     found = await Proposals(harness.inbox.db).get(REPO, 7)
     assert found is not None
@@ -161,7 +151,7 @@ async def proposal(harness: Harness) -> Proposal:
 async def start(harness: Harness) -> None:
     await triaged(harness)
     await harness.deliver("issue_comment", propose_comment())
-    assert await run_all(harness) == ["command", "propose"]
+    assert await harness.run_all() == ["command", "propose"]
 
 
 async def test_whole_flow_from_command_to_ready_pr(
@@ -216,14 +206,14 @@ async def test_whole_flow_from_command_to_ready_pr(
     # CI fails on the tests-only commit → the fix is pushed
     await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
     ci_run(repo, p.test_sha, "failure")
-    assert await run_all(harness) == ["verify", "verify_step"]
+    assert await harness.run_all() == ["verify", "verify_step"]
     p = await proposal(harness)
     assert p.status == "awaiting_fix_ci"
     assert repo.refs["autopack/issue-7"] == p.fix_sha
     # CI passes on the fix → verified → audit → ready for review, reviewers asked, issue linked
     ci_run(repo, p.fix_sha, "success", run_id=502)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
-    assert await run_all(harness) == ["verify", "verify_step", "audit", "verify_step", "gate_check"]
+    assert await harness.run_all() == ["verify", "verify_step", "audit", "verify_step", "gate_check"]
     p = await proposal(harness)
     assert p.status == "ready"
     assert p.audit_verdict == "comment"
@@ -251,10 +241,10 @@ async def test_requested_reviewers_come_from_the_policy(
     p = await proposal(harness)
     ci_run(repo, p.test_sha, "failure")
     await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await run_all(harness)
+    await harness.run_all()
     ci_run(repo, p.fix_sha, "success", run_id=502)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
-    await run_all(harness)
+    await harness.run_all()
     assert repo.requested_reviewers == [{"number": 100, "reviewers": ["alice"], "team_reviewers": ["core"]}]
 
 
@@ -267,7 +257,7 @@ async def test_not_reproduced_keeps_the_draft_and_tells_the_issue(
     p = await proposal(harness)
     ci_run(repo, p.test_sha, "success")
     await harness.deliver("check_suite", ci_event(p.test_sha, "success"))
-    await run_all(harness)
+    await harness.run_all()
     p = await proposal(harness)
     assert p.status == "not_reproduced"
     assert repo.refs["autopack/issue-7"] == p.test_sha  # the fix is never pushed
@@ -286,11 +276,11 @@ async def test_a_failed_suite_with_other_checks_pending_is_enough(
     p = await proposal(harness)
     ci_run(repo, p.test_sha, None, run_id=601, name="lint")  # still running
     await harness.deliver("check_suite", ci_event(p.test_sha, "success"))
-    await run_all(harness)
+    await harness.run_all()
     assert (await proposal(harness)).status == "awaiting_test_ci"  # pending: wait
     ci_run(repo, p.test_sha, "failure", run_id=602)
     await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await run_all(harness)
+    await harness.run_all()
     assert (await proposal(harness)).status == "awaiting_fix_ci"
 
 
@@ -301,9 +291,9 @@ async def test_no_ci_at_all_pushes_the_fix_and_says_unverified(
     Builder(router, change_set())
     await start(harness)
     p = await proposal(harness)
-    assert await run_all(harness) == []  # the no-CI check is not due yet
+    assert await harness.run_all() == []  # the no-CI check is not due yet
     harness.offset = 15 * 60 + 1
-    assert await run_all(harness) == ["verify_step", "audit", "verify_step", "gate_check"]
+    assert await harness.run_all() == ["verify_step", "audit", "verify_step", "gate_check"]
     p = await proposal(harness)
     assert p.status == "unverified"
     assert repo.refs["autopack/issue-7"] == p.fix_sha
@@ -321,15 +311,15 @@ async def test_ci_that_never_finishes_times_out_as_unverified(
     p = await proposal(harness)
     ci_run(repo, p.test_sha, "failure")
     await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await run_all(harness)
+    await harness.run_all()
     p = await proposal(harness)
     ci_run(repo, p.fix_sha, None, run_id=700)  # the fix's CI starts and never ends
     harness.offset = 15 * 60 + 1
     # the tests-only commit's check (stale: decided already) and the fix's (pending: a deadline is set)
-    assert await run_all(harness) == ["verify_step", "verify_step"]
+    assert await harness.run_all() == ["verify_step", "verify_step"]
     assert (await proposal(harness)).status == "awaiting_fix_ci"
     harness.offset = 120 * 60 + 1
-    assert await run_all(harness) == ["verify_step", "audit", "verify_step", "gate_check"]
+    assert await harness.run_all() == ["verify_step", "audit", "verify_step", "gate_check"]
     p = await proposal(harness)
     assert p.status == "unverified"
     assert p.current("fix").outcome == "timed_out"
@@ -357,7 +347,7 @@ async def test_fix_failure_revises_keeps_the_failing_test_commit_and_verifies_ag
     first_test = p.test_sha
     ci_run(repo, first_test, "failure")
     await harness.deliver("check_suite", ci_event(first_test, "failure"))
-    await run_all(harness)
+    await harness.run_all()
     p = await proposal(harness)
     ci_run(repo, p.fix_sha, "failure", run_id=800)
     repo.annotations[800] = [
@@ -369,7 +359,7 @@ async def test_fix_failure_revises_keeps_the_failing_test_commit_and_verifies_ag
         }
     ]
     await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
-    assert await run_all(harness) == ["verify", "verify_step", "revise"]
+    assert await harness.run_all() == ["verify", "verify_step", "revise"]
     p = await proposal(harness)
     assert builder.calls == 2
     assert p.round == 2
@@ -385,7 +375,7 @@ async def test_fix_failure_revises_keeps_the_failing_test_commit_and_verifies_ag
     assert "attempts=3" in repo.file_at(p.fix_sha, "app/storage/save.py")
     ci_run(repo, p.fix_sha, "success", run_id=801)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
-    await run_all(harness)
+    await harness.run_all()
     assert (await proposal(harness)).status == "ready"
 
 
@@ -403,12 +393,12 @@ async def test_revise_rounds_are_capped_then_handed_over(
     p = await proposal(harness)
     ci_run(repo, p.test_sha, "failure")
     await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await run_all(harness)
+    await harness.run_all()
     for round_ in (1, 2):
         p = await proposal(harness)
         ci_run(repo, p.fix_sha, "failure", run_id=900 + round_)
         await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
-        await run_all(harness)
+        await harness.run_all()
     p = await proposal(harness)
     assert p.status == "handed_over"
     assert p.round == 2
@@ -431,11 +421,11 @@ async def test_an_audit_block_revises_instead_of_marking_ready(
     p = await proposal(harness)
     ci_run(repo, p.test_sha, "failure")
     await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await run_all(harness)
+    await harness.run_all()
     p = await proposal(harness)
     ci_run(repo, p.fix_sha, "success", run_id=1001)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
-    assert await run_all(harness) == ["verify", "verify_step", "audit", "verify_step", "revise"]
+    assert await harness.run_all() == ["verify", "verify_step", "audit", "verify_step", "revise"]
     assert repo.ready == []
     assert builder.calls == 2
     assert (await proposal(harness)).round == 2
@@ -506,7 +496,7 @@ async def test_redelivered_events_never_make_a_second_branch_or_pr(
     event = propose_comment()
     await harness.deliver("issue_comment", event, delivery_id="d-1")
     assert await harness.deliver("issue_comment", event, delivery_id="d-1") == []  # the same delivery
-    await run_all(harness)
+    await harness.run_all()
     # a re-run of the propose job (a lost lease) resumes; a second command is refused
     p = await proposal(harness)
     p.status = "building"
@@ -516,9 +506,9 @@ async def test_redelivered_events_never_make_a_second_branch_or_pr(
         f"{REPO}#7",
         args={"installation_id": 4242, "repository": REPO, "issue": {"number": 7, "state": "open"}},
     )
-    await run_all(harness)
+    await harness.run_all()
     await harness.deliver("issue_comment", propose_comment(comment_id=9002))
-    await run_all(harness)
+    await harness.run_all()
     assert len(repo.created_pulls) == 1
     assert list(repo.refs) == ["autopack/issue-7"]
     assert builder.calls == 1  # the built change was not asked for again
@@ -533,7 +523,7 @@ async def test_a_rejected_issue_needs_force(
     await triaged(harness)
     await Proposals(harness.inbox.db).record_rejection(REPO, 7, 99, "not the direction we want", "maintainer")
     await harness.deliver("issue_comment", propose_comment())
-    assert await run_all(harness) == ["command"]
+    assert await harness.run_all() == ["command"]
     assert "rejected (not the direction we want)" in repo.comments[-1]["body"]
     assert "--force" in repo.comments[-1]["body"]
     assert builder.calls == 0
@@ -541,7 +531,7 @@ async def test_a_rejected_issue_needs_force(
     await harness.deliver(
         "issue_comment", propose_comment("/autopack propose --force try a smaller fix", comment_id=9003)
     )
-    assert await run_all(harness) == ["command", "propose"]
+    assert await harness.run_all() == ["command", "propose"]
     p = await proposal(harness)
     assert p.notes == "try a smaller fix"
     assert len(repo.created_pulls) == 1
@@ -553,10 +543,10 @@ async def test_propose_needs_write_permission_and_a_triage(
     repo, router = github
     builder = Builder(router, change_set())
     await harness.deliver("issue_comment", propose_comment(login="reader"))
-    await run_all(harness)
+    await harness.run_all()
     assert "needs **write** permission" in repo.comments[-1]["body"]
     await harness.deliver("issue_comment", propose_comment(comment_id=9004))
-    await run_all(harness)
+    await harness.run_all()
     assert "not been triaged yet" in repo.comments[-1]["body"]
     assert builder.calls == 0
     assert repo.commits == {}
@@ -589,7 +579,7 @@ async def test_triage_proposes_by_itself_when_the_policy_allows(
         ],
     )
     await harness.deliver("issues", data)
-    assert await run_all(harness) == ["triage", "propose"]
+    assert await harness.run_all() == ["triage", "propose"]
     assert len(repo.created_pulls) == 1
 
 
@@ -614,7 +604,7 @@ async def test_changes_requested_by_a_writer_revise_with_the_review_comments(
     data["pull_request"].update(number=100)
     data["pull_request"]["head"]["ref"] = "autopack/issue-7"
     await harness.deliver("pull_request_review", data)
-    assert await run_all(harness) == ["gate", "revise"]
+    assert await harness.run_all() == ["gate", "revise"]
     assert builder.calls == 2
     sent = json.loads([c for c in router.calls if c.request.url == OPENAI][-1].request.content)
     assert "Use exponential backoff here." in sent["messages"][-1]["content"]
@@ -636,7 +626,7 @@ async def test_revise_command_on_the_pull_request(
     )
     data["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/100"}
     await harness.deliver("issue_comment", data)
-    assert await run_all(harness) == ["command", "revise"]
+    assert await harness.run_all() == ["command", "revise"]
     assert builder.calls == 2
     sent = json.loads([c for c in router.calls if c.request.url == OPENAI][-1].request.content)
     assert "retry only twice" in sent["messages"][-1]["content"]
@@ -665,6 +655,6 @@ async def test_propose_without_a_configured_provider_says_so(
     await triaged(harness)
     harness.llm.providers = {}
     await harness.deliver("issue_comment", propose_comment())
-    assert await run_all(harness) == ["command"]
+    assert await harness.run_all() == ["command"]
     assert "Autopack cannot build proposals here" in repo.comments[-1]["body"]
     assert repo.commits == {}

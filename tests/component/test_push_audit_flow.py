@@ -56,15 +56,6 @@ def run(repo: FakeRepo, name: str) -> dict[str, Any]:
     return found
 
 
-async def run_all(harness: Harness) -> list[str]:
-    flows = []
-    while (job := await harness.inbox.claim("test", 60)) is not None:
-        await harness.dispatcher(job)
-        await harness.inbox.complete(job)
-        flows.append(job.flow)
-    return flows
-
-
 AUDIT = {
     "findings": [
         {"severity": "high", "path": "app/auth/login.py", "start_line": 2, "end_line": 2,
@@ -80,7 +71,7 @@ async def test_a_clean_push_yields_a_successful_check(harness: Harness, github: 
     repo, _router = github
     repo.compares[f"{BEFORE}...{AFTER}"] = [added("app/util.py", "def f():", "    return 1")]
     await harness.deliver("push", push())
-    assert "push_audit" in await run_all(harness)
+    assert "push_audit" in await harness.run_all()
     check = run(repo, "Autopack secrets")
     assert check["conclusion"] == "success"
     assert check["head_sha"] == AFTER
@@ -98,7 +89,7 @@ async def test_secrets_fail_the_check_redacted_and_never_leave_the_process(
         added("app/auth/login.py", "import hmac", f'API_TOKEN = "{TOKEN}"', f"anthropic = '{ANTHROPIC_KEY}'"),
     ]
     await harness.deliver("push", push())
-    await run_all(harness)
+    await harness.run_all()
     check = run(repo, "Autopack secrets")
     assert check["conclusion"] == "failure"
     notes = check["output"]["annotations"]
@@ -140,7 +131,7 @@ async def test_low_risk_pushes_are_not_audited_and_the_threshold_routes(
     repo.files[(REPO, ".github/autopack.yml")] = "push:\n  risk_threshold: 0\n  audit_categories: []\n"
     repo.compares[f"{BEFORE}...{AFTER}"] = [added("docs/guide.md", "A sentence.")]
     await harness.deliver("push", push())
-    await run_all(harness)
+    await harness.run_all()
     assert run(repo, "Autopack audit")["conclusion"] == "neutral"  # threshold 0: every push audited
 
 
@@ -152,7 +143,7 @@ async def test_auth_changes_are_audited_whatever_the_score(
     router.post(OPENAI).mock(return_value=openai_answer(json.dumps(AUDIT), "gpt-6.2-astra"))
     repo.compares[f"{BEFORE}...{AFTER}"] = [added("app/auth/session.py", "TTL = 60")]
     await harness.deliver("push", push())
-    await run_all(harness)
+    await harness.run_all()
     audit_run = run(repo, "Autopack audit")
     assert audit_run["output"]["annotations"][0]["path"] == "app/auth/login.py"
     llm_calls = [c for c in router.calls if c.request.url in (OPENAI, ANTHROPIC)]
@@ -166,7 +157,7 @@ async def test_a_new_branch_compares_against_the_default_branch(
     repo.files[(REPO, ".github/autopack.yml")] = "push:\n  branches: ['release/*']\n"
     repo.compares[f"main...{AFTER}"] = [added("app/util.py", "x = 1")]
     await harness.deliver("push", push(ref="refs/heads/release/2.0", before="0" * 40, created=True))
-    await run_all(harness)
+    await harness.run_all()
     assert run(repo, "Autopack secrets")["conclusion"] == "success"
     assert any(line.endswith(f"/compare/main...{AFTER}") for line in repo.log)
 
@@ -174,7 +165,7 @@ async def test_a_new_branch_compares_against_the_default_branch(
 async def test_other_branches_are_not_audited(harness: Harness, github: tuple[FakeRepo, Any]) -> None:
     repo, _router = github
     await harness.deliver("push", push(ref="refs/heads/feature/x"))
-    await run_all(harness)
+    await harness.run_all()
     assert repo.check_runs == []
 
 
@@ -184,7 +175,7 @@ async def test_a_forced_push_compares_from_the_merge_base(
     repo, _router = github
     repo.compares[f"{BEFORE}...{AFTER}"] = [added("app/util.py", f'token = "{TOKEN}"')]
     await harness.deliver("push", push(forced=True))
-    await run_all(harness)
+    await harness.run_all()
     assert run(repo, "Autopack secrets")["conclusion"] == "failure"
     assert any(f"/compare/{BEFORE}...{AFTER}" in line for line in repo.log)  # three dots: merge base
 
@@ -203,7 +194,7 @@ async def test_a_truncated_comparison_is_read_commit_by_commit(
     repo.commit_file_lists[f"{1:040x}"] = [added("app/util.py", "x = 1")]
     repo.commit_file_lists[f"{2:040x}"] = [added("app/keys.py", f'KEY = "{TOKEN}"')]
     await harness.deliver("push", push(commits=2))
-    await run_all(harness)
+    await harness.run_all()
     check = run(repo, "Autopack secrets")
     assert check["conclusion"] == "failure"
     assert check["output"]["annotations"][0]["path"] == "app/keys.py"
@@ -215,7 +206,7 @@ async def test_truncation_beyond_what_can_be_read_is_stated(
     repo, _router = github
     repo.compares[f"{BEFORE}...{AFTER}"] = [added(f"gen/file_{i}.py", "x = 1") for i in range(300)]
     await harness.deliver("push", push(commits=25))
-    await run_all(harness)
+    await harness.run_all()
     summary = run(repo, "Autopack secrets")["output"]["summary"]
     assert "only the first 20 commits were scanned" in summary
 
@@ -228,7 +219,7 @@ async def test_outdated_model_names_are_flagged_with_their_replacement(
     repo.files[(REPO, "config/models.yaml")] = config
     repo.compares[f"{BEFORE}...{AFTER}"] = [added("config/models.yaml", "x")]
     await harness.deliver("push", push())
-    await run_all(harness)
+    await harness.run_all()
     check = run(repo, "Autopack models")
     assert check["conclusion"] == "neutral"
     (note,) = check["output"]["annotations"]
