@@ -81,6 +81,16 @@ class Harness:
         await self.inbox.complete(job)
         return job
 
+    def limit_repository_tokens(self, weekly_tokens: int) -> None:
+        """The built-in routing with a weekly token budget per repository."""
+        import yaml
+
+        from app.llm.config import parse_routing
+
+        data = yaml.safe_load((Path(__file__).resolve().parents[2] / "app" / "models.yaml").read_text())
+        data["budgets"] = {"repository_weekly_tokens": weekly_tokens}
+        self.llm.routing = parse_routing(data, builtin_catalogue())
+
     async def run_all(self) -> list[str]:
         """Run every job that is due, in order (jobs they queue too); returns their flows."""
         flows = []

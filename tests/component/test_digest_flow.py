@@ -8,23 +8,19 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import respx
-import yaml
 
 from app.flows.digest import schedule_all
 from app.inbox.proposals import Proposals
-from app.llm.config import builtin_catalogue, parse_routing
 from tests.component.github_mock import FakeRepo
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
 from tests.support import comment_payload, payload
 
 REPO = "octo-org/widgets"
-BUILTIN_ROUTING = yaml.safe_load((Path(__file__).resolve().parents[2] / "app" / "models.yaml").read_text())
 
 
 def feedback(number: int, title: str, *, reporter: str, reactions: int = 0) -> dict[str, Any]:
@@ -212,9 +208,7 @@ async def test_auto_propose_respects_rejections_and_budgets(
     # a repository over its weekly budget starts no proposal (the earlier one forgotten, so the
     # budget alone stands in the way)
     await harness.inbox.db.run(lambda tx: tx.execute("DELETE FROM jobs WHERE flow = 'propose'"))
-    data = dict(BUILTIN_ROUTING)
-    data["budgets"] = {"repository_weekly_tokens": 60_000}  # a digest fits, a build does not
-    harness.llm.routing = parse_routing(data, builtin_catalogue())
+    harness.limit_repository_tokens(60_000)  # a digest fits, a build does not
     await command(harness, comment_id=9102)
     await run_only(harness, {"command", "digest"})
     assert await proposals_queued(harness) == []

@@ -658,3 +658,17 @@ async def test_propose_without_a_configured_provider_says_so(
     assert await harness.run_all() == ["command"]
     assert "Autopack cannot build proposals here" in repo.comments[-1]["body"]
     assert repo.commits == {}
+
+
+async def test_the_budget_is_checked_before_any_work(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    builder = Builder(router, change_set())
+    await triaged(harness)
+    harness.limit_repository_tokens(10_000)  # a build needs far more
+    await harness.deliver("issue_comment", propose_comment())
+    assert await harness.run_all() == ["command"]
+    assert "Not now: weekly repository token budget reached" in repo.comments[-1]["body"]
+    assert builder.calls == 0
+    assert repo.log.count("GET /repos/octo-org/widgets/git/trees/" + repo.head) == 0
