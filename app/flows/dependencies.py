@@ -26,7 +26,7 @@ from app.llm.prompt import Section
 from app.metrics import DEPENDABOT
 from app.policy import dependabot as policy
 from app.policy.diff import fit, from_api
-from app.policy.gate import Review, latest_reviews
+from app.policy.gate import Review, ci_state, latest_reviews
 from app.policy.labels import LabelSpec
 from app.policy.proposal import checks_from
 from app.policy.repo_policy import RepoPolicy
@@ -129,19 +129,14 @@ async def _act(
     """Within policy: approve and merge once the required checks are green. Returns the state."""
     number, head = int(pr["number"]), str(pr["head"]["sha"])
     runs, statuses = await git.ci_for(repo, head)
-    checks = [c for c in checks_from(runs, statuses, own_app_id=ctx.settings.app_id) if c.state != "ignored"]
-    required = await git.required_checks(repo, str(pr["base"]["ref"]))
-    if required is not None:
-        seen = {c.name for c in checks}
-        checks = [c for c in checks if c.name in required]
-        missing = sorted(required - seen)
-    else:
-        missing = []
-    failed = sorted(c.name for c in checks if c.state == "failed")
-    if failed:
-        return f"not merged: failing checks: {', '.join(failed)}"
+    ci = ci_state(
+        checks_from(runs, statuses, own_app_id=ctx.settings.app_id),
+        await git.required_checks(repo, str(pr["base"]["ref"])),
+    )
+    if ci.failed:
+        return f"not merged: failing checks: {', '.join(ci.failed)}"
     await _approve(repo, number, head)
-    pending = [c.name for c in checks if c.state == "pending"] + missing
+    pending = ci.pending
     if pending:
         if pr.get("node_id"):
             try:

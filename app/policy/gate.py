@@ -17,7 +17,7 @@ The rules, each with a test that fails without it:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,6 +67,30 @@ class GateDecision:
             return f"approved on `{head[:7]}` by {', '.join(self.approvers)}; merging"
         word = "blocked by" if self.action == "blocked" else "waiting for"
         return f"{word}: " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class CiState:
+    green: int
+    total: int
+    failed: tuple[str, ...]
+    pending: tuple[str, ...]  # running, or required and not reported yet
+
+
+def ci_state(checks: Iterable[CheckResult], required: frozenset[str] | None) -> CiState:
+    """The head's checks that count: the required ones where known (a required check that has not
+    reported is pending), otherwise every check that proves something."""
+    relevant = [c for c in checks if c.state != "ignored"]
+    missing: list[str] = []
+    if required is not None:
+        missing = sorted(required - {c.name for c in relevant})
+        relevant = [c for c in relevant if c.name in required]
+    return CiState(
+        green=sum(1 for c in relevant if c.state == "passed"),
+        total=len(relevant) + len(missing),
+        failed=tuple(sorted(c.name for c in relevant if c.state == "failed")),
+        pending=tuple(sorted([c.name for c in relevant if c.state == "pending"] + missing)),
+    )
 
 
 def latest_reviews(reviews: tuple[Review, ...]) -> dict[str, Review]:
@@ -124,19 +148,11 @@ def decide(gate: GateInput) -> GateDecision:
             text += f" (earlier approvals by {', '.join(stale)} were for an older commit)"
         waits.append(text)
 
-    relevant = [c for c in gate.checks if c.state != "ignored"]
-    if gate.required_checks is not None:
-        names = {c.name for c in relevant}
-        relevant = [c for c in relevant if c.name in gate.required_checks]
-        missing_checks = sorted(gate.required_checks - names)
-    else:
-        missing_checks = []
-    green = sum(1 for c in relevant if c.state == "passed")
-    total = len(relevant) + len(missing_checks)
-    failed = [c.name for c in relevant if c.state == "failed"]
-    if failed:
-        blocks.append(f"failing checks: {', '.join(sorted(failed))}")
-    elif green < total:
+    ci = ci_state(gate.checks, gate.required_checks)
+    green, total = ci.green, ci.total
+    if ci.failed:
+        blocks.append(f"failing checks: {', '.join(ci.failed)}")
+    elif ci.pending:
         waits.append(f"checks {green}/{total} green")
 
     if gate.audit == "block":
