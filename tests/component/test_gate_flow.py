@@ -18,6 +18,7 @@ from tests.component.test_proposal_flow import (
     change_set,
     ci_event,
     ci_run,
+    fail_the_test_commit,
     github,
     proposal,
     propose_comment,
@@ -32,12 +33,7 @@ async def ready(harness: Harness, repo: FakeRepo, router: respx.MockRouter, *ans
     """A proposal verified, audited and ready for review; returns its head (the fix commit)."""
     Builder(router, *(answers or (change_set(),)))
     await start(harness)
-    p = await proposal(harness)
-    assert p.test_sha is not None
-    ci_run(repo, p.test_sha, "failure")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
-    p = await proposal(harness)
+    p = await fail_the_test_commit(harness, repo)
     assert p.fix_sha is not None
     ci_run(repo, p.fix_sha, "success", run_id=502)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))

@@ -148,6 +148,16 @@ async def proposal(harness: Harness) -> Proposal:
     return found
 
 
+async def fail_the_test_commit(harness: Harness, repo: FakeRepo) -> Proposal:
+    """CI fails on the tests-only commit, as it must: the fix is pushed; the record after that."""
+    p = await proposal(harness)
+    assert p.test_sha is not None
+    ci_run(repo, p.test_sha, "failure")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await harness.run_all()
+    return await proposal(harness)
+
+
 async def start(harness: Harness) -> None:
     await triaged(harness)
     await harness.deliver("issue_comment", propose_comment())
@@ -238,10 +248,7 @@ async def test_requested_reviewers_come_from_the_policy(
     )
     Builder(router, change_set())
     await start(harness)
-    p = await proposal(harness)
-    ci_run(repo, p.test_sha, "failure")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
+    p = await fail_the_test_commit(harness, repo)
     ci_run(repo, p.fix_sha, "success", run_id=502)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
     await harness.run_all()
@@ -308,11 +315,7 @@ async def test_ci_that_never_finishes_times_out_as_unverified(
     repo, router = github
     Builder(router, change_set())
     await start(harness)
-    p = await proposal(harness)
-    ci_run(repo, p.test_sha, "failure")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
-    p = await proposal(harness)
+    p = await fail_the_test_commit(harness, repo)
     ci_run(repo, p.fix_sha, None, run_id=700)  # the fix's CI starts and never ends
     harness.offset = 15 * 60 + 1
     # the tests-only commit's check (stale: decided already) and the fix's (pending: a deadline is set)
@@ -390,10 +393,7 @@ async def test_revise_rounds_are_capped_then_handed_over(
     )
     builder = Builder(router, change_set(), revision)
     await start(harness)
-    p = await proposal(harness)
-    ci_run(repo, p.test_sha, "failure")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
+    p = await fail_the_test_commit(harness, repo)
     for round_ in (1, 2):
         p = await proposal(harness)
         ci_run(repo, p.fix_sha, "failure", run_id=900 + round_)
@@ -418,11 +418,7 @@ async def test_an_audit_block_revises_instead_of_marking_ready(
     )
     builder = Builder(router, change_set(), revision, verdict="block")
     await start(harness)
-    p = await proposal(harness)
-    ci_run(repo, p.test_sha, "failure")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
-    p = await proposal(harness)
+    p = await fail_the_test_commit(harness, repo)
     ci_run(repo, p.fix_sha, "success", run_id=1001)
     await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
     assert await harness.run_all() == ["verify", "verify_step", "audit", "verify_step", "revise"]
