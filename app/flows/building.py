@@ -61,12 +61,12 @@ class Gathered:
     sections: list[Section]
 
 
-def call_meta(ctx: FlowContext, proposal: policy.Proposal, role: str = "builder") -> CallMeta:
+def call_meta(ctx: FlowContext, proposal: policy.Proposal) -> CallMeta:
     return CallMeta(
         ctx.installation_id,
         proposal.repository,
         "build",
-        role,
+        "builder",
         proposal.category,
         ctx.job.id,
         ctx.delivery_id,
@@ -110,7 +110,7 @@ async def gather(
     counter = counter_for("anthropic")  # the conservative estimate fits every builder
     spent = 0
     included: list[str] = []
-    proposal.context, proposal.left_out = [], []
+    proposal.context, proposal.left_out = {}, []
     for candidate in plan.candidates:
         text = texts.get(candidate.path)
         if text is None:
@@ -122,7 +122,7 @@ async def gather(
             continue
         spent += cost
         included.append(candidate.path)
-        proposal.context.append(f"{candidate.path} ({candidate.reason})")
+        proposal.context[candidate.path] = candidate.reason
     proposal.left_out += [f"{p} (too large to send)" for p in plan.too_large]
     if tree.truncated:
         proposal.left_out.append("(the repository tree is larger than GitHub lists at once)")

@@ -127,9 +127,7 @@ async def _build(
         budget_tokens=rules.proposals.context_tokens,
     )
     # Route by what the feedback points at, now that the files are known.
-    proposal.complexity, proposal.category = policy.routing(
-        analysis, [c.split(" (")[0] for c in proposal.context], _extra(rules)
-    )
+    proposal.complexity, proposal.category = policy.routing(analysis, list(proposal.context), _extra(rules))
     rejected = (
         await state.store(ctx).rejections_in_area(repo.full_name, proposal.area) if proposal.area else []
     )

@@ -72,7 +72,7 @@ async def handle(ctx: FlowContext) -> None:
     )
     audited = score.score >= rules.push.risk_threshold or bool(set(found) & set(rules.push.audit_categories))
     if audited and ctx.llm is not None and diffs:
-        await _audit(ctx, repo, payload, after, diffs, found, score, values, extra)
+        await _audit(ctx, repo, rules, payload, after, diffs, found, score, values, extra)
     await _check_models(ctx, repo, after, diffs, rules)
 
 
@@ -165,6 +165,7 @@ async def _report_secrets(
 async def _audit(
     ctx: FlowContext,
     repo: RepoClient,
+    rules: RepoPolicy,
     payload: dict[str, Any],
     sha: str,
     diffs: list[FileDiff],
@@ -208,7 +209,6 @@ async def _audit(
         values={"repository": repo.full_name},
         max_output=4_000,
     )
-    rules = (await ctx.policy()).policy
     floors = audit.Floors(rules.audit.min_severity, rules.audit.min_confidence, rules.audit.max_line_comments)
     kept = audit.keep(list(answer.value.findings), floors)
     verdict = answer.value.verdict

@@ -60,8 +60,7 @@ async def handle(ctx: FlowContext) -> None:
     working = working_of(proposal)
     previous_tests = {p: c for p, c in working.current.items() if working.parts.get(p) == "test"}
     tree = await git.tree(repo, proposal.base_sha)
-    others = [c.split(" (")[0] for c in proposal.context]
-    others = [p for p in others if p not in proposal.files]
+    others = [p for p in proposal.context if p not in proposal.files]
     texts = await git.read_files(repo, proposal.base_sha, others) if others else {}
     current = {p: f["current"] for p, f in proposal.files.items()}
     sections = [

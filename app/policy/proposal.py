@@ -114,7 +114,7 @@ class Proposal:
     risk_notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # new dependencies, install hooks
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # path → {base, current, part, mode}
-    context: list[str] = field(default_factory=list)  # "path (reason)" sent to the builder
+    context: dict[str, str] = field(default_factory=dict)  # path sent to the builder → why it was chosen
     left_out: list[str] = field(default_factory=list)
     framework: str = "unknown"
     verification: list[Verification] = field(default_factory=list)
@@ -383,7 +383,8 @@ def render_body(proposal: Proposal) -> str:
     details = [
         f"- models: {', '.join(models) or 'none'}; {tokens:,} tokens, ${cost:.4f}",
         f"- test framework: {proposal.framework}; base `{proposal.base_sha[:7]}` of `{proposal.base_branch}`",
-        "- context sent to the builder: " + ("; ".join(proposal.context) or "none"),
+        "- context sent to the builder: "
+        + ("; ".join(f"{path} ({why})" for path, why in proposal.context.items()) or "none"),
     ]
     if proposal.left_out:
         details.append("- left out to fit the budget: " + "; ".join(proposal.left_out[:30]))

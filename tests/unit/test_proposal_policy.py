@@ -249,7 +249,7 @@ def test_body_is_rendered_from_the_record_with_model_text_neutralised() -> None:
         flags=["new dependency in `requirements.txt`: left-pad"],
         risk_notes=["Check the retry bound."],
         usage=[Usage("gpt-6.2-sol", "builder", 1200, 0.0123)],
-        context=["app/a.py (named in the issue)"],
+        context={"app/a.py": "named in the issue"},
         rounds=[Round(1, "proposal", "first"), Round(2, "ci", "NameError", "verified")],
     )
     body = render_body(p)
