@@ -23,7 +23,7 @@ from app.llm.router import Role
 from app.llm.service import TASK_INPUT_BUDGET, Answer
 from app.llm.tokens import counter_for
 from app.metrics import AUDITS
-from app.policy import audit
+from app.policy import audit, secrets
 from app.policy.diff import fit, from_api
 from app.policy.markdown import neutral
 from app.policy.proposal import issue_of_branch
@@ -93,7 +93,8 @@ async def handle(ctx: FlowContext) -> None:
                 str((c.get("commit") or {}).get("message") or "").splitlines()[0][:200] for c in commits[:50]
             ),
         ),
-        Section("diff", fitted.text),
+        # A credential in the diff is not sent on to a model provider (the push audit reports it).
+        Section("diff", secrets.redact_text(fitted.text, secrets.scan(files, allow_paths=[])[1])),
         Section("not_shown", "\n".join((*fitted.summarised, *fitted.omitted)) or "(nothing)"),
     ]
 

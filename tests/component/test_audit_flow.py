@@ -347,3 +347,18 @@ async def test_refused_line_comments_move_to_the_summary(
     (review,) = repo.reviews[21]
     assert review["comments"] == []
     assert "`app/storage/save.py:12` SQL built by string concatenation" in review["body"]
+
+
+async def test_a_credential_in_the_diff_is_not_sent_to_the_auditor(
+    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+) -> None:
+    repo, router = github
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    repo.pull_files[21][0]["patch"] = PATCH + f'\n+    API_TOKEN = "{token}"'
+    answer_with(router, audit_answer())
+    await harness.deliver("pull_request", pr_event())
+    await harness.run_next()
+    sent = [c.request.content.decode() for c in router.calls if c.request.url in (OPENAI, ANTHROPIC)]
+    assert sent
+    assert all(token not in body for body in sent)
+    assert any("ghp_… (40 characters)" in body for body in sent)
