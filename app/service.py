@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+from app import logs
 from app.flows.dispatch import Dispatcher
 from app.flows.registry import Registry, default_registry
 from app.github.client import GitHubApp
@@ -17,7 +18,7 @@ from app.inbox.worker import WorkerPool
 from app.llm.factory import build_llm
 from app.llm.service import LLM
 from app.logs import get_logger
-from app.settings import Mode, Settings
+from app.settings import Mode, Settings, SettingsError
 
 log = get_logger("autopack.service")
 
@@ -40,8 +41,13 @@ class Service:
         self.github: GitHubApp | None = None
         self.pool: WorkerPool | None = None
         self.llm: LLM | None = None
-        if self.mode is Mode.SETUP:
-            return
+        self._run_workers = run_workers
+        self._github_options = github_options or {}
+        if self.mode is not Mode.SETUP:
+            self._assemble(inbox, github)
+
+    def _assemble(self, inbox: Inbox | None, github: GitHubApp | None) -> None:
+        settings = self.settings
         self.inbox = inbox or Inbox.open(settings.database_url)
         self.llm = build_llm(settings, self.inbox.db)  # ConfigError: a bad routing file stops the start
         if github is None and settings.app_id is not None:
@@ -52,10 +58,10 @@ class Service:
                 key,
                 base_url=settings.github_api_url,
                 timeout=settings.autopack_github_timeout_seconds,
-                **(github_options or {}),
+                **self._github_options,
             )
         self.github = github
-        if run_workers and settings.autopack_workers > 0:
+        if self._run_workers and settings.autopack_workers > 0:
             self.pool = WorkerPool(
                 self.inbox,
                 Dispatcher(self.registry, self.inbox, self.github, settings, self.llm),
@@ -66,6 +72,29 @@ class Service:
                 backoff_cap=settings.autopack_backoff_cap_seconds,
                 housekeeping=self.housekeeping,
             )
+
+    async def leave_setup(self, settings: Settings) -> None:
+        """Switch a running setup-mode process to the App the setup page just configured: the
+        same assembly and start a restart would do, so no restart is needed. On failure (a
+        PostgreSQL schema not migrated, a bad routing file) the process stays in setup mode and
+        the error says what to do."""
+        if self.mode is not Mode.SETUP:
+            raise RuntimeError("the service is already configured")
+        mode = settings.mode()
+        if mode is Mode.SETUP:
+            raise SettingsError("APP_ID: still missing after setup")
+        previous = self.settings
+        self.settings, self.mode = settings, mode
+        try:
+            self._assemble(None, None)
+            await self.start()
+        except BaseException:
+            if self.inbox is not None:
+                self.inbox.close()
+            self.inbox, self.llm, self.github, self.pool = None, None, None, None
+            self.settings, self.mode = previous, Mode.SETUP
+            raise
+        logs.redactor.add(settings.secret_values())
 
     async def start(self) -> None:
         if self.mode is Mode.SETUP:

@@ -14,7 +14,20 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SECRET_FIELDS = frozenset({"private_key", "webhook_secret", "openai_api_key", "anthropic_api_key"})
+SECRET_FIELDS = frozenset(
+    {"private_key", "webhook_secret", "github_client_secret", "openai_api_key", "anthropic_api_key"}
+)
+# The settings the first-run setup page writes; everything else carries over when it completes.
+APP_FIELDS = frozenset(
+    {
+        "app_id",
+        "private_key",
+        "private_key_path",
+        "webhook_secret",
+        "github_client_id",
+        "github_client_secret",
+    }
+)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -42,6 +55,9 @@ class Settings(BaseSettings):
     private_key_path: Path | None = None
     webhook_secret: SecretStr | None = None
     webhook_path: str = "/api/github/webhooks"
+    webhook_proxy_url: str | None = None
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
     host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces by default
     port: int = Field(default=3000, ge=1, le=65535)
@@ -58,6 +74,7 @@ class Settings(BaseSettings):
 
     # Additions of our own, all prefixed AUTOPACK_ and documented in the README.
     autopack_insecure_no_signature: bool = False
+    autopack_public_url: str | None = None
     autopack_lease_seconds: float = Field(default=60.0, gt=0)
     autopack_max_attempts: int = Field(default=8, ge=1, le=100)
     autopack_backoff_base_seconds: float = Field(default=5.0, gt=0)
@@ -78,7 +95,7 @@ class Settings(BaseSettings):
             raise ValueError("not a PEM private key (expected a -----BEGIN ... PRIVATE KEY----- block)")
         return SecretStr(text + "\n")
 
-    @field_validator("webhook_secret", "openai_api_key", "anthropic_api_key")
+    @field_validator("webhook_secret", "github_client_secret", "openai_api_key", "anthropic_api_key")
     @classmethod
     def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
@@ -105,6 +122,13 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("autopack_public_url", "webhook_proxy_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return cls._http_url(value.strip())
 
     @field_validator("log_level")
     @classmethod
@@ -158,6 +182,11 @@ class Settings(BaseSettings):
             "WEBHOOK_SECRET: missing; webhooks cannot be verified without it "
             "(for local development only, AUTOPACK_INSECURE_NO_SIGNATURE=true skips verification)"
         )
+
+    def carried_over(self) -> dict[str, Any]:
+        """The values set for this process other than the App's own, to re-apply when the setup
+        page has written the App's settings and they are loaded again."""
+        return {name: getattr(self, name) for name in self.model_fields_set - APP_FIELDS}
 
     def secret_values(self) -> list[str]:
         """Every configured secret, so the log redactor can replace them wherever they appear."""

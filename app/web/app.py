@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -18,12 +19,16 @@ from starlette.routing import Route
 from app import metrics
 from app.service import Service
 from app.settings import Mode
-from app.web.pages import setup_page, status_page
+from app.web.pages import status_page
 from app.web.receiver import WebhookReceiver
+from app.web.setup import SetupRoutes
 
 
-def create_app(service: Service, *, receive_webhooks: bool = True) -> Starlette:
-    settings = service.settings
+def create_app(
+    service: Service, *, receive_webhooks: bool = True, setup_directory: Path | None = None
+) -> Starlette:
+    """`setup_directory` is where the setup page writes `.env` and the key (default: the working
+    directory, where the settings are read from)."""
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "mode": service.mode.value})
@@ -46,19 +51,9 @@ def create_app(service: Service, *, receive_webhooks: bool = True) -> Starlette:
                 metrics.OLDEST_QUEUED_AGE.set(stats.oldest_due_age)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    async def index(request: Request) -> Response:
-        if service.mode is Mode.SETUP:
-            return HTMLResponse(setup_page(settings, str(request.base_url)))
-        return HTMLResponse(status_page(settings.app_id, service.mode is Mode.INSECURE))
-
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/", index, methods=["GET"]),
-    ]
-    if receive_webhooks:
-        receiver = WebhookReceiver(
+    def make_receiver() -> WebhookReceiver:
+        settings = service.settings
+        return WebhookReceiver(
             service.inbox,
             service.registry,
             secret=(
@@ -68,7 +63,34 @@ def create_app(service: Service, *, receive_webhooks: bool = True) -> Starlette:
             max_attempts=settings.autopack_max_attempts,
             on_queued=service.wake_workers,
         )
-        routes.append(Route(settings.webhook_path, receiver.handle, methods=["POST"]))
+
+    # The receiver is rebuilt once if the setup page configures the App in this process.
+    current = {"receiver": make_receiver()}
+
+    async def webhook(request: Request) -> Response:
+        return await current["receiver"].handle(request)
+
+    setup = SetupRoutes(
+        service,
+        setup_directory or Path.cwd(),
+        on_configured=lambda: current.update(receiver=make_receiver()),
+    )
+
+    async def index(request: Request) -> Response:
+        if service.mode is Mode.SETUP:
+            return setup.page(request)
+        return HTMLResponse(status_page(service.settings.app_id, service.mode is Mode.INSECURE))
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+    ]
+    if receive_webhooks:
+        # Setup belongs to the process that takes webhooks: it is the one the App points at.
+        routes.extend(setup.routes())
+        routes.append(Route(service.settings.webhook_path, webhook, methods=["POST"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
