@@ -8,6 +8,7 @@ never echoes a secret's value.
 from __future__ import annotations
 
 import enum
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,7 +142,18 @@ class Settings(BaseSettings):
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
-        """Read the environment (and `.env`), turning validation errors into one-line messages."""
+        """Read the environment (and `.env`, then `AUTOPACK_SECRETS_DIR`), turning validation errors
+        into one-line messages.
+
+        `AUTOPACK_SECRETS_DIR` names a directory with one file per setting (`WEBHOOK_SECRET`,
+        `DATABASE_URL`, `PRIVATE_KEY`…), as a Kubernetes Secret mounted as a volume gives: secrets
+        in files rather than in the environment, where every child process and crash dump sees them.
+        """
+        secrets_dir = os.environ.get("AUTOPACK_SECRETS_DIR", "").strip()
+        if secrets_dir and "_secrets_dir" not in overrides:
+            if not Path(secrets_dir).is_dir():
+                raise SettingsError(f"AUTOPACK_SECRETS_DIR: {secrets_dir} is not a directory")
+            overrides["_secrets_dir"] = secrets_dir
         try:
             return cls(**overrides)
         except ValidationError as exc:

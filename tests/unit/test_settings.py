@@ -102,3 +102,32 @@ def test_secret_values_are_known_to_the_redactor(monkeypatch: pytest.MonkeyPatch
     assert "hook-secret-123" in values
     assert "sk-test-abc" in values
     assert "hook-secret-123" not in repr(Settings.load())
+
+
+def test_secrets_dir_supplies_settings_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AUTOPACK_SECRETS_DIR: one file per setting, as a mounted Kubernetes Secret gives (file names
+    are the variable names; Kubernetes makes them symlinks into a `..data` folder)."""
+    from tests.support import private_key_pem
+
+    data = tmp_path / "secrets" / "..2026_11_26"
+    data.mkdir(parents=True)
+    (data / "APP_ID").write_text("4242\n")
+    (data / "WEBHOOK_SECRET").write_text("from-a-file-0123456789\n")
+    (data / "PRIVATE_KEY").write_text(private_key_pem())
+    (data / "DATABASE_URL").write_text("postgresql://autopack@db/autopack\n")
+    (tmp_path / "secrets" / "..data").symlink_to(data.name)
+    for name in ("APP_ID", "WEBHOOK_SECRET", "PRIVATE_KEY", "DATABASE_URL"):
+        (tmp_path / "secrets" / name).symlink_to(f"..data/{name}")
+    monkeypatch.setenv("AUTOPACK_SECRETS_DIR", str(tmp_path / "secrets"))
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///env-wins.db")
+
+    settings = Settings.load()
+    assert settings.mode() is Mode.CONFIGURED
+    assert settings.app_id == 4242
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.get_secret_value() == "from-a-file-0123456789"
+    assert settings.database_url == "sqlite:///env-wins.db"  # the environment wins over files
+
+    monkeypatch.setenv("AUTOPACK_SECRETS_DIR", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match=r"AUTOPACK_SECRETS_DIR: .*missing is not a directory"):
+        Settings.load()
