@@ -24,8 +24,17 @@ from tests.support import comment_payload, headers
 
 pytestmark = pytest.mark.integration
 HOOK = "/api/github/webhooks"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+# Debian's chromium and chromium-driver (what .ci/run installs); GitHub's runners have Google
+# Chrome and put ChromeDriver in $CHROMEWEBDRIVER.
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p),
+    "/usr/bin/chromium",
+)
+CHROMEDRIVER = (
+    shutil.which("chromedriver")
+    or shutil.which("chromedriver", path=os.environ.get("CHROMEWEBDRIVER", ""))
+    or "/usr/bin/chromedriver"
+)
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
 if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
