@@ -6,6 +6,7 @@ only health and metrics routes; both share this assembly, and so do the tests.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from typing import Any
 
@@ -123,6 +124,9 @@ class Service:
     async def stop(self) -> None:
         if self.pool is not None:
             await self.pool.stop(self.settings.autopack_shutdown_grace_seconds)
+        if self.github is not None:
+            with contextlib.suppress(Exception):
+                await self.github.aclose()
         if self.inbox is not None:
             self.inbox.close()
 
