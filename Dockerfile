@@ -13,7 +13,8 @@ USER 10001
 WORKDIR /data
 ENV DATABASE_URL=sqlite:////data/autopack.db \
     PORT=3000 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
 EXPOSE 3000
 VOLUME ["/data"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
