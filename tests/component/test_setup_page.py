@@ -309,3 +309,39 @@ def test_worker_processes_have_no_setup_routes(setup_service: Service) -> None:
     with TestClient(create_app(setup_service, receive_webhooks=False)) as client:
         assert client.get("/setup/callback", params={"code": "c", "state": "s"}).status_code == 404
         assert client.post("/setup/import", content=b"").status_code in (404, 405)
+
+
+def test_corrected_key_is_checked_afresh(
+    client: TestClient, setup_service: Service, router: respx.MockRouter, tmp_path: Path
+) -> None:
+    """githubkit keeps an App's JWT in its cache by App id: a JWT signed with the wrong key must not
+    be reused when the maintainer sends the right one."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public = serialization.load_pem_private_key(PEM.encode(), None).public_key()
+
+    def get_app(request: httpx.Request) -> httpx.Response:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        try:
+            jwt.decode(token, public, algorithms=["RS256"])  # type: ignore[arg-type]
+        except jwt.PyJWTError:
+            return httpx.Response(401, json={"message": "A JSON web token could not be decoded"})
+        return httpx.Response(
+            200, json={"id": 31, "slug": "mine", "html_url": "https://github.com/apps/mine"}
+        )
+
+    router.get(f"{API}/app").mock(side_effect=get_app)
+    other = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+    wrong = import_form(client, app_id="31", private_key=other, webhook_secret="s3cr3t-value")
+    assert wrong.status_code == 400
+    right = import_form(client, app_id="31", private_key=PEM, webhook_secret="s3cr3t-value")
+    assert right.status_code == 303
+    assert setup_service.mode is Mode.CONFIGURED
