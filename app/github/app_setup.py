@@ -61,22 +61,39 @@ def _str(data: dict[str, Any], key: str) -> str:
     return value
 
 
-async def exchange_manifest_code(api_url: str, code: str, *, request_timeout: float = 30.0) -> AppCredentials:
-    client: GitHub[Any] = GitHub(**_options(api_url, request_timeout))
+async def _call(
+    client: GitHub[Any], method: str, path: str, api_url: str, *, what: str, refused: dict[int, str]
+) -> dict[str, Any]:
+    """One request; a status in `refused` becomes its sentence, any other failure a plain one."""
     try:
-        response = await client.arequest("POST", f"/app-manifests/{code}/conversions")
+        response = await client.arequest(method, path)
     except RequestFailed as exc:
         status = exc.response.status_code
-        if status in (404, 422):
-            raise SetupFailed(
-                f"GitHub did not accept the code ({status}): it is used once and expires after an "
-                "hour. Start again from the setup page."
-            ) from None
-        raise SetupFailed(f"GitHub answered {status} to the manifest conversion") from None
+        raise SetupFailed(
+            refused.get(status, "GitHub answered {status} to " + what).format(status=status)
+        ) from None
     except (GitHubException, httpx.HTTPError) as exc:
         raise SetupFailed(f"could not reach GitHub at {api_url}: {type(exc).__name__}") from None
     data = response.json()
-    if not isinstance(data, dict) or not isinstance(data.get("id"), int):
+    if not isinstance(data, dict):
+        raise SetupFailed(f"GitHub's answer to {what} is not an object")
+    return data
+
+
+async def exchange_manifest_code(api_url: str, code: str, *, request_timeout: float = 30.0) -> AppCredentials:
+    expired = (
+        "GitHub did not accept the code ({status}): it is used once and expires after an hour. "
+        "Start again from the setup page."
+    )
+    data = await _call(
+        GitHub(**_options(api_url, request_timeout)),
+        "POST",
+        f"/app-manifests/{code}/conversions",
+        api_url,
+        what="the manifest conversion",
+        refused={404: expired, 422: expired},
+    )
+    if not isinstance(data.get("id"), int):
         raise SetupFailed("GitHub's answer to the manifest conversion is not an App")
     return AppCredentials(
         app_id=data["id"],
@@ -91,20 +108,18 @@ async def exchange_manifest_code(api_url: str, code: str, *, request_timeout: fl
 
 async def fetch_app(api_url: str, app_id: int, pem: str, *, request_timeout: float = 30.0) -> dict[str, Any]:
     """The App as GitHub knows it (`slug`, `html_url`, …), authenticated as the App."""
-    client: GitHub[Any] = GitHub(AppAuthStrategy(app_id, pem), **_options(api_url, request_timeout))
-    try:
-        response = await client.arequest("GET", "/app")
-    except RequestFailed as exc:
-        status = exc.response.status_code
-        if status in (401, 403, 404):
-            raise SetupFailed(
-                f"GitHub refused the key for App {app_id} ({status}): check the App id and that the "
-                "private key was generated for this App and not deleted since"
-            ) from None
-        raise SetupFailed(f"GitHub answered {status} to GET /app") from None
-    except (GitHubException, httpx.HTTPError) as exc:
-        raise SetupFailed(f"could not reach GitHub at {api_url}: {type(exc).__name__}") from None
-    data = response.json()
-    if not isinstance(data, dict) or data.get("id") != app_id:
+    refused = (
+        f"GitHub refused the key for App {app_id} ({{status}}): check the App id and that the private "
+        "key was generated for this App and not deleted since"
+    )
+    data = await _call(
+        GitHub(AppAuthStrategy(app_id, pem), **_options(api_url, request_timeout)),
+        "GET",
+        "/app",
+        api_url,
+        what="GET /app",
+        refused={401: refused, 403: refused, 404: refused},
+    )
+    if data.get("id") != app_id:
         raise SetupFailed(f"GitHub's GET /app did not describe App {app_id}")
     return data

@@ -26,6 +26,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve_in_thread(app: Starlette) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """An ASGI app on a free 127.0.0.1 port, in a daemon thread; returns it once it listens."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("fake server did not start")
+        time.sleep(0.02)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
 @dataclass
 class FakeGitHub:
     comments: list[dict[str, Any]] = field(default_factory=list)
@@ -100,17 +115,8 @@ class FakeGitHub:
 
     def serve(self) -> str:
         """Start on a free port in a thread; returns the base URL."""
-        port = free_port()
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake GitHub did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{port}"
+        self._server, self._thread, url = serve_in_thread(self.app())
+        return url
 
     def stop(self) -> None:
         self.release.set()

@@ -14,21 +14,18 @@ from __future__ import annotations
 import html
 import json
 import secrets
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from tests.integration.fake_github import free_port
+from tests.integration.fake_github import serve_in_thread
 from tests.support import private_key_pem
 
 
@@ -123,17 +120,7 @@ class FakeGitHubWeb:
         )
 
     def serve(self) -> str:
-        port = free_port()
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake GitHub did not start")
-            time.sleep(0.02)
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._server, self._thread, self.base_url = serve_in_thread(self.app())
         return self.base_url
 
     def stop(self) -> None:
