@@ -84,6 +84,7 @@ class Service:
         mode = settings.mode()
         if mode is Mode.SETUP:
             raise SettingsError("APP_ID: still missing after setup")
+        logs.redactor.add(settings.secret_values())
         previous = self.settings
         self.settings, self.mode = settings, mode
         try:
@@ -95,7 +96,6 @@ class Service:
             self.inbox, self.llm, self.github, self.pool = None, None, None, None
             self.settings, self.mode = previous, Mode.SETUP
             raise
-        logs.redactor.add(settings.secret_values())
 
     async def start(self) -> None:
         if self.mode is Mode.SETUP:
