@@ -18,6 +18,7 @@ from app.inbox.store import Inbox
 from app.inbox.worker import WorkerPool
 from app.llm.factory import build_llm
 from app.llm.service import LLM
+from app.llm.tokens import counter_for
 from app.logs import get_logger
 from app.settings import Mode, Settings, SettingsError
 
@@ -115,6 +116,11 @@ class Service:
         await self.inbox.prepare()
         await self.housekeeping()
         if self.pool is not None:
+            # The o200k vocabulary takes about 0.5 s of CPU to load. Loaded by the first job, it
+            # would stall the event loop, and with it every heartbeat of this process (the soak
+            # lost leases that way); loaded here, it is also frozen out of the GC below.
+            if self.llm is not None and "openai" in self.llm.providers:
+                counter_for("openai").count("")
             self.pool.start()
         # Everything loaded so far (SDKs, githubkit's schemas, settings) lives as long as the
         # process: keep it out of the cyclic GC, whose full passes would otherwise stall requests.

@@ -5,9 +5,10 @@ Real processes (`autopack serve` with AUTOPACK_WORKERS=0, `autopack worker`), re
 GitHub plus OpenAI faked on 127.0.0.1 with latency (bench/soak_fakes.py, its own process). The
 flood is `issue_comment` deliveries carrying `/autopack help` and one `issues.opened` feedback
 issue per subject (triage, which calls the model), spread over the subjects at random, with
-re-sent deliveries (same id) and bad signatures mixed in. Senders spread deliveries over both
-receivers and, like a load balancer in front of them, resend to the other one when a receiver
-does not answer.
+re-sent deliveries (same id) and bad signatures mixed in. For 2% of the commands GitHub answers
+502 once to the last write, after the reply is posted, so their retries must not post again.
+Senders spread deliveries over both receivers and, like a load balancer in front of them, resend
+to the other one when a receiver does not answer.
 
 Reported: deliveries accepted, processed exactly once in effect (one reply per command comment,
 one triage comment per issue), lost, duplicated effects, per-subject overlaps (two jobs of one
@@ -289,12 +290,15 @@ async def job_counts(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
 
 
 def overlaps(writes: list[list[Any]], kill_time: float) -> list[str]:
-    """Per subject, two jobs' GitHub writes interleaved. A job cut short by the SIGKILL and resumed
-    after its lease ran out is not an overlap: its first part ended before the kill and the job
-    in between started after it."""
+    """Per subject, two jobs' GitHub writes interleaved. An attempt that ended and was retried
+    later is not an overlap when it ended by the SIGKILL (its part ended before the kill and the
+    job in between started after it) or by a failure GitHub answered (its last write failed)."""
     by_subject: dict[tuple[str, int], list[tuple[float, str]]] = defaultdict(list)
-    for t, repo, issue, key, _what in writes:
+    failed_at: set[tuple[float, str]] = set()
+    for t, repo, issue, key, what in writes:
         by_subject[(repo, issue)].append((t, key))
+        if what == "failed":
+            failed_at.add((t, key))
     found = []
     for subject, events in by_subject.items():
         events.sort()
@@ -309,7 +313,8 @@ def overlaps(writes: list[list[Any]], kill_time: float) -> list[str]:
             if key in last and last[key] != i - 1:
                 previous = blocks[last[key]]
                 between = blocks[last[key] + 1]
-                if not previous[2] <= kill_time <= between[1]:
+                ended_by_failure = (previous[2], key) in failed_at
+                if not ended_by_failure and not previous[2] <= kill_time <= between[1]:
                     found.append(f"{subject[0]}#{subject[1]}: {key} around {between[0]}")
             last[key] = i
     return found
@@ -340,8 +345,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             sys.executable,
             str(ROOT / "bench" / "soak_fakes.py"),
             str(fake_port),
-            "--latency-ms",
-            args.latency_ms,
+            f"--latency-ms={args.latency_ms}",
+            f"--fail-rate={args.fail_rate}",
         ],
         stdout=(work / "fakes.log").open("wb"),
         stderr=subprocess.STDOUT,
@@ -488,6 +493,11 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             "overlap_examples": found_overlaps[:5],
             "jobs": jobs,
             "jobs_reclaimed_after_kill": int(reclaimed),
+            # A live worker that could not renew a lease in time (its event loop stalled): the
+            # job may then have run twice at once. Should be 0; the lease must outlast any stall.
+            "leases_lost_by_live_workers": sum(
+                p.log.read_text(errors="replace").count("lease lost; cancelling") for p in workers
+            ),
             "restarts": {p.name: p.starts - 1 for p in everything if p.starts > 1},
             "ingest_p50_ms": round(percentile(sent.latencies, 0.50) * 1000, 1),
             "ingest_p99_ms": round(percentile(sent.latencies, 0.99) * 1000, 1),
@@ -499,6 +509,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_seconds": cpu,  # the restarted processes count from their restart
             "github_requests": state["requests"],
             "llm_calls": state["llm_calls"],
+            "github_failures_injected": state["injected_failures"],
             "queue_depth": [
                 {"t": round(t, 1), **{k: v for k, v in c.items() if k != "done"}, "done": c.get("done", 0)}
                 for t, c in depth[:: max(1, len(depth) // 20)]
@@ -545,12 +556,13 @@ def render(report: dict[str, Any]) -> str:
         f"per-subject overlaps: {report['per_subject_overlaps']}",
         f"killed (SIGKILL) at {report['kill_at_seconds']} s and restarted: {report['restarts']}; "
         f"jobs reclaimed after a lost lease or retried: {report['jobs_reclaimed_after_kill']}",
-        f"jobs: {report['jobs']}",
+        f"jobs: {report['jobs']}; leases lost by live workers: {report['leases_lost_by_live_workers']}",
         f"ingest latency: p50 {report['ingest_p50_ms']} ms, p99 {report['ingest_p99_ms']} ms; "
         f"{report['ingest_per_second']} deliveries/s over {report['sending_seconds']} s",
         f"end to end: {report['processed_per_second']} deliveries processed/s "
         f"({report['end_to_end_seconds']} s from the first send to the last job)",
-        f"GitHub requests: {report['github_requests']}; model calls: {report['llm_calls']}",
+        f"GitHub requests: {report['github_requests']}; model calls: {report['llm_calls']}; "
+        f"502s injected after the reply: {report['github_failures_injected']}",
         f"CPU seconds by process (restarted ones since their restart): {report['cpu_seconds']}",
         "queue depth over time (t in s: jobs by status):",
     ]
@@ -573,7 +585,16 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="senders")
     parser.add_argument("--worker-concurrency", type=int, default=8, help="AUTOPACK_WORKERS per worker")
     parser.add_argument("--latency-ms", default="5-40", help="fake GitHub/OpenAI latency range")
-    parser.add_argument("--lease", type=float, default=3.0, help="AUTOPACK_LEASE_SECONDS")
+    # Short, so the killed worker's jobs come back within the run; long enough that no event-loop
+    # stall on two saturated cores outlasts it (3 s did not always: a lease then ran out under a
+    # live worker, whose attempt overlapped the next one).
+    parser.add_argument("--lease", type=float, default=8.0, help="AUTOPACK_LEASE_SECONDS")
+    parser.add_argument(
+        "--fail-rate",
+        type=float,
+        default=0.02,
+        help="share of command jobs whose last GitHub write fails once",
+    )
     parser.add_argument(
         "--kill-at", type=float, default=0.4, help="fraction of the flood sent before the kill"
     )

@@ -5,7 +5,11 @@ issue, and records every write with its time so the soak can count effects: one 
 command comment, one triage comment per issue, and whether two jobs of one subject ever
 interleaved their writes. `GET /_soak/state` returns the record.
 
-    python bench/soak_fakes.py PORT [--latency-ms 5-40]
+    python bench/soak_fakes.py PORT [--latency-ms 5-40] [--fail-rate 0.02]
+
+`--fail-rate`: that share of command jobs get a 502 on their last write (the 👍 after the reply),
+once: GitHub failing after the effect, so the retried job must find its reply instead of posting
+a second one.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ TRIAGE_ANSWER = {
 
 
 class Fakes:
-    def __init__(self, latency: tuple[float, float]) -> None:
+    def __init__(self, latency: tuple[float, float], fail_rate: float = 0.0) -> None:
         self.latency = latency
+        self.fail_rate = fail_rate
+        self.failed: set[tuple[str, int]] = set()  # (repo, comment id) whose 👍 failed once
         self.comments: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
         self.next_comment = 5_000_000
         self.reactions: set[tuple[str, int, str]] = set()
@@ -84,6 +90,10 @@ class Fakes:
             repo, cid = repo_of(r), int(r.path_params["cid"])
             content = (await r.json())["content"]
             issue = self.comment_issue.get((repo, cid), 0)
+            if content == "+1" and (repo, cid) not in self.failed and random.random() < self.fail_rate:
+                self.failed.add((repo, cid))
+                self.writes.append((arrived, repo, issue, f"command:{cid}", "failed"))
+                return JSONResponse({"message": "Server Error"}, 502)
             self.writes.append((arrived, repo, issue, f"command:{cid}", f"reaction:{content}"))
             existing = (repo, cid, content) in self.reactions
             self.reactions.add((repo, cid, content))
@@ -225,6 +235,7 @@ class Fakes:
                     "writes": self.writes,
                     "requests": self.requests,
                     "llm_calls": self.llm_calls,
+                    "injected_failures": len(self.failed),
                 }
             )
 
@@ -256,9 +267,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
     parser.add_argument("--latency-ms", default="5-40", help="uniform per-request latency range")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of 👍 answered 502 once")
     args = parser.parse_args()
     low, _, high = args.latency_ms.partition("-")
-    fakes = Fakes((float(low) / 1000, float(high or low) / 1000))
+    fakes = Fakes((float(low) / 1000, float(high or low) / 1000), args.fail_rate)
     uvicorn.run(
         fakes.app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False, loop="uvloop"
     )
