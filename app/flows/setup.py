@@ -97,7 +97,7 @@ def write_credentials(directory: Path, creds: AppCredentials) -> Path:
     return key_file
 
 
-def _reload(directory: Path, creds: AppCredentials, key_file: Path, overrides: dict[str, object]) -> Settings:
+def _reload(directory: Path, creds: AppCredentials, overrides: dict[str, object]) -> Settings:
     """The settings as the next start will read them (environment first, then `.env`)."""
     try:
         settings = Settings.load(_env_file=directory / ENV_FILE, **overrides)
@@ -114,12 +114,10 @@ def _reload(directory: Path, creds: AppCredentials, key_file: Path, overrides: d
     return settings
 
 
-async def complete(
-    directory: Path, creds: AppCredentials, overrides: dict[str, object] | None = None
-) -> SetupDone:
+def complete(directory: Path, creds: AppCredentials, overrides: dict[str, object] | None = None) -> SetupDone:
     redactor.add([creds.pem, creds.webhook_secret, creds.client_secret or ""])
     key_file = write_credentials(directory, creds)
-    settings = _reload(directory, creds, key_file, overrides or {})
+    settings = _reload(directory, creds, overrides or {})
     log.info("GitHub App configured", app_id=creds.app_id, slug=creds.slug, key_file=str(key_file))
     return SetupDone(settings, install_url(creds.html_url), creds.slug, key_file)
 
@@ -130,7 +128,7 @@ async def from_manifest_code(
     creds = await exchange_manifest_code(
         settings.github_api_url, code, request_timeout=settings.autopack_github_timeout_seconds
     )
-    return await complete(directory, creds, overrides)
+    return complete(directory, creds, overrides)
 
 
 async def from_import(
@@ -162,4 +160,4 @@ async def from_import(
     )
     if not creds.html_url:
         raise SetupFailed(f"GitHub's GET /app did not give App {app_id}'s page")
-    return await complete(directory, creds, overrides)
+    return complete(directory, creds, overrides)
