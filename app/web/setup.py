@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from app.flows import setup as setup_flow
 from app.github.app_setup import SetupFailed
-from app.logs import get_logger
+from app.logs import get_logger, redactor
 from app.policy.app_manifest import (
     ManifestError,
     build_manifest,
@@ -186,11 +186,12 @@ class SetupRoutes:
             try:
                 await self.service.leave_setup(done.settings)
             except Exception as exc:  # e.g. PostgreSQL not migrated: the files are written
-                log.warning("configured, but could not start", error=str(exc))
+                reason = redactor.text(str(exc))
+                log.warning("configured, but could not start", error=reason)
                 return _error(
                     f"The App {done.slug} is configured and its settings are in "
                     f"{self.directory / setup_flow.ENV_FILE}, but Autopack could not start with them: "
-                    f"{exc}. Fix that (for PostgreSQL, run `autopack migrate`) and restart Autopack; "
+                    f"{reason}. Fix that (for PostgreSQL, run `autopack migrate`) and restart Autopack; "
                     f"then install the App from {done.install_url}.",
                     500,
                 )
