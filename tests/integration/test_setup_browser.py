@@ -136,12 +136,17 @@ def assert_configured(server: ServerProcess, tmp_path: Path, secret: str) -> Non
     assert log.count("Started server process") == 1
 
 
+@pytest.fixture
+def driver(browser: WebDriver, server: ServerProcess) -> WebDriver:
+    """The browser on the server's setup page."""
+    browser.get(server.url + "/")
+    wait_for_title(browser, "Autopack setup")
+    return browser
+
+
 def test_manifest_flow_in_chromium(
-    browser: WebDriver, server: ServerProcess, github: FakeGitHubWeb, tmp_path: Path
+    driver: WebDriver, server: ServerProcess, github: FakeGitHubWeb, tmp_path: Path
 ) -> None:
-    driver = browser
-    driver.get(server.url + "/")
-    wait_for_title(driver, "Autopack setup")
     (tmp_path / "setup-page.png").write_bytes(driver.get_screenshot_as_png())
     form = driver.find_element(By.ID, "create-app")
     action = form.get_attribute("action")
@@ -173,11 +178,8 @@ def test_manifest_flow_in_chromium(
 
 
 def test_organisation_and_import_in_chromium(
-    browser: WebDriver, server: ServerProcess, github: FakeGitHubWeb, tmp_path: Path
+    driver: WebDriver, server: ServerProcess, github: FakeGitHubWeb, tmp_path: Path
 ) -> None:
-    driver = browser
-    driver.get(server.url + "/")
-    wait_for_title(driver, "Autopack setup")
     driver.find_element(By.ID, "org").send_keys("acme-eng")
     driver.find_element(By.CSS_SELECTOR, "#owner button").click()
     WebDriverWait(driver, 30).until(lambda d: "org=acme-eng" in d.current_url)
