@@ -68,7 +68,7 @@ def main() -> None:
     """Autopack: a self-hostable GitHub App that triages feedback, proposes verified
     improvement PRs, keeps dependencies patched and audits risky pushes.
 
-    Settings come from the environment and a .env file (see the README).
+    Settings come from the environment and a .env file (see docs/configuration.md).
     """
 
 

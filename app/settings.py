@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["json", "console"] = "json"
 
-    # Additions of our own, all prefixed AUTOPACK_ and documented in the README.
+    # Additions of our own, all prefixed AUTOPACK_ and documented in docs/configuration.md.
     autopack_insecure_no_signature: bool = False
     autopack_public_url: str | None = None
     autopack_lease_seconds: float = Field(default=60.0, gt=0)

@@ -1,6 +1,6 @@
 """Tokens and GitHub requests per audit, for 50-, 400- and 3,000-line diffs (issue: audit engine).
 
-Runs the real audit flow against tests' recording FakeRepo (every GitHub request logged) with the
+Runs the real audit flow against tests' recording FakeGitHub (every GitHub request logged) with the
 auditors answered by mocks at the HTTP layer, in a warm process (installation token and the App's
 login already fetched, as in a running service), once as a general change and once as a security
 change (which adds the secondary auditor).
@@ -26,10 +26,10 @@ import respx  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.llm.tokens import counter_for  # noqa: E402
-from tests.component.github_mock import FakeRepo  # noqa: E402
 from tests.component.harness import Harness  # noqa: E402
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer  # noqa: E402
-from tests.component.test_audit_flow import pr_event  # noqa: E402
+from tests.component.scenarios import pr_event  # noqa: E402
+from tests.fake_github import FakeGitHub  # noqa: E402
 
 ANSWER = {"findings": [], "verdict": "approve", "confidence": 0.8}
 
@@ -68,7 +68,7 @@ def files_for(lines: int, security: bool) -> list[dict[str, object]]:
 async def one(lines: int, security: bool) -> tuple[int, list[int], list[str]]:
     with tempfile.TemporaryDirectory() as tmp, respx.mock(assert_all_called=False) as router:
         harness = Harness(Path(tmp))
-        repo = FakeRepo()
+        repo = FakeGitHub()
         router.post(ANTHROPIC).mock(return_value=anthropic_answer(ANSWER, "claude-opus-5-5"))
         router.post(OPENAI).mock(return_value=openai_answer(json.dumps(ANSWER), "gpt-6.2-astra"))
         repo.install(router)

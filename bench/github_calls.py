@@ -1,6 +1,6 @@
 """GitHub requests per flow, counted by a recording fake GitHub (respx), and tokens per triage.
 
-Runs the real dispatcher and triage flow against tests' FakeRepo (every request logged) with the
+Runs the real dispatcher and triage flow against tests' FakeGitHub (every request logged) with the
 LLM answered by a mock at the HTTP layer, for:
 - a first triage in a fresh process ("cold": installation token and the App's login fetched), with
   every label the triage adds already in the repository;
@@ -28,10 +28,10 @@ import respx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.component.github_mock import FakeRepo  # noqa: E402
 from tests.component.harness import Harness  # noqa: E402
 from tests.component.llm_mock import OPENAI, openai_answer  # noqa: E402
-from tests.component.test_triage_flow import answer, issue_event  # noqa: E402
+from tests.component.scenarios import issue_event, triage_answer  # noqa: E402
+from tests.fake_github import FakeGitHub  # noqa: E402
 
 LABELS = ["type:bug", "severity:high", "area:app", "autopack:triaged", "user-feedback"]
 
@@ -40,14 +40,16 @@ async def run(existing_labels: bool) -> list[tuple[str, list[str], dict[str, int
     results = []
     with tempfile.TemporaryDirectory() as tmp, respx.mock(assert_all_called=False) as router:
         harness = Harness(Path(tmp))
-        repo = FakeRepo()
+        repo = FakeGitHub()
         repo.open_issues = [
             {"number": n, "title": f"Earlier feedback {n}", "labels": ["user-feedback"]}
             for n in range(100, 130)
         ]
         if existing_labels:
             repo.labels = {name: {"name": name} for name in LABELS}
-        router.post(OPENAI).mock(return_value=openai_answer(answer(), "gpt-6-luna", prompt=0, completion=0))
+        router.post(OPENAI).mock(
+            return_value=openai_answer(triage_answer(), "gpt-6-luna", prompt=0, completion=0)
+        )
         repo.install(router)
         for name, number in (("first triage, cold process", 7), ("first triage, warm process", 8)):
             repo.log.clear()

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "github-webhooks"
+FIXTURES = ROOT / "tests" / "fixtures" / "github-webhooks"
 SECRET = "bench-secret-" + uuid.uuid4().hex
 
 

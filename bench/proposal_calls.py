@@ -1,6 +1,6 @@
 """Tokens, cost and GitHub requests per proposal, for a small fixture repository (issue: proposals).
 
-Runs the real flows against tests' recording FakeRepo (every GitHub request logged), in a warm
+Runs the real flows against tests' recording FakeGitHub (every GitHub request logged), in a warm
 process (the installation token and the App's login already fetched): `/autopack propose` →
 propose → CI fails on the tests-only commit → the fix is pushed → CI passes → audit → ready for
 review → a writer approves → the gate merges. The LLM providers are mocked at the HTTP layer, but
@@ -34,20 +34,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.inbox.proposals import Proposals  # noqa: E402
 from app.llm.tokens import counter_for  # noqa: E402
-from tests.component.github_mock import FakeRepo  # noqa: E402
 from tests.component.harness import Harness  # noqa: E402
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer  # noqa: E402
-from tests.component.test_gate_flow import approve  # noqa: E402
-from tests.component.test_proposal_flow import (  # noqa: E402
+from tests.component.scenarios import (  # noqa: E402
     ANALYSIS,
     REPO,
     SAVE,
+    approve,
     change_set,
     ci_event,
     ci_run,
     edit,
     propose_comment,
 )
+from tests.fake_github import FakeGitHub  # noqa: E402
 
 MODULE = """def {name}_step_{i}(value):
     \"\"\"Step {i} of {name}.\"\"\"
@@ -104,7 +104,7 @@ def answering(provider: str, answers: list[dict[str, Any]]) -> Any:
 async def run(revise: bool) -> tuple[Counter[str], list[tuple[str, str, int, float]]]:
     with tempfile.TemporaryDirectory() as tmp, respx.mock(assert_all_called=False) as router:
         harness = Harness(Path(tmp))
-        repo = FakeRepo(permissions={"maintainer": "write"})
+        repo = FakeGitHub(permissions={"maintainer": "write"})
         repo.files.update({(REPO, p): t for p, t in fixture_repo().items()})
         revision = change_set(
             tests=[],

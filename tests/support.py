@@ -7,13 +7,11 @@ import functools
 import hashlib
 import hmac
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github-webhooks"
-if not FIXTURES.is_dir():  # a clone elsewhere: shared/ beside the repository's parent
-    FIXTURES = Path(os.environ.get("AUTOPACK_FIXTURES", "../shared/fixtures/github-webhooks")).resolve()
+# GitHub's published webhook examples, copied into the repository (see the folder's README).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "github-webhooks"
 
 SECRET = "test-webhook-secret-0123456789"
 

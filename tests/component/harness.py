@@ -21,7 +21,7 @@ from app.llm.providers import AnthropicProvider, OpenAIProvider
 from app.llm.service import LLM
 from app.policy.subjects import installation_id, repository_name, subject_key
 from app.settings import Settings
-from tests.component.github_mock import API
+from tests.fake_github import API
 from tests.support import private_key_pem
 
 

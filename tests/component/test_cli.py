@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from app.cli import main
 from app.inbox.models import NewDelivery
 from app.inbox.store import Inbox
-from tests.component.github_mock import API, FakeThread
+from tests.fake_github import API, FakeGitHub
 from tests.support import comment_payload
 
 
@@ -25,7 +25,7 @@ def env(app_env: dict[str, str]) -> dict[str, str]:
 
 def test_receive_dry_run_reads_but_prints_writes(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text(json.dumps(comment_payload("/autopack help")))
-    thread = FakeThread()
+    thread = FakeGitHub()
     with respx.mock(assert_all_called=False) as router:
         thread.install(router)
         args = ["receive", "-e", "issue_comment", "-p", "c.json", "--dry-run"]
@@ -45,7 +45,7 @@ def test_receive_dry_run_reads_but_prints_writes(env: dict[str, str], tmp_path: 
 
 def test_receive_without_dry_run_writes(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text(json.dumps(comment_payload("/autopack help")))
-    thread = FakeThread()
+    thread = FakeGitHub()
     with respx.mock(assert_all_called=False) as router:
         thread.install(router)
         args = ["receive", "-e", "issue_comment.created", "-p", "c.json"]

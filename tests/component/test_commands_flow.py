@@ -8,20 +8,20 @@ import pytest
 import respx
 
 from app.errors import PermanentError
-from tests.component.github_mock import FakeThread
 from tests.component.harness import Harness
+from tests.fake_github import FakeGitHub
 from tests.support import comment_payload
 
 
 @pytest.fixture
-def github() -> AsyncIterator[FakeThread]:
-    thread = FakeThread(permissions={"octocat": "admin", "reader": "read", "writer": "write"})
+def github() -> AsyncIterator[FakeGitHub]:
+    thread = FakeGitHub(permissions={"octocat": "admin", "reader": "read", "writer": "write"})
     with respx.mock(assert_all_called=False) as router:
         thread.install(router)
         yield thread
 
 
-async def test_help_replies_once_and_reacts(harness: Harness, github: FakeThread) -> None:
+async def test_help_replies_once_and_reacts(harness: Harness, github: FakeGitHub) -> None:
     await harness.deliver("issue_comment", comment_payload("/autopack help", login="reader"))
     await harness.run_next()
     (reply,) = github.bot_comments()
@@ -33,7 +33,7 @@ async def test_help_replies_once_and_reacts(harness: Harness, github: FakeThread
     assert all(r.get("repositories") == ["widgets"] for r in github.token_requests)
 
 
-async def test_rerun_edits_in_place_never_duplicates(harness: Harness, github: FakeThread) -> None:
+async def test_rerun_edits_in_place_never_duplicates(harness: Harness, github: FakeGitHub) -> None:
     (job,) = await harness.deliver("issue_comment", comment_payload("/autopack help", login="reader"))
     await harness.run_next()
     github.comments[0]["body"] = "stale text <!-- autopack:command:9001 -->"
@@ -44,7 +44,7 @@ async def test_rerun_edits_in_place_never_duplicates(harness: Harness, github: F
     assert "`/autopack help`" in github.bot_comments()[0]["body"]
 
 
-async def test_marker_in_someone_elses_comment_is_not_ours(harness: Harness, github: FakeThread) -> None:
+async def test_marker_in_someone_elses_comment_is_not_ours(harness: Harness, github: FakeGitHub) -> None:
     github.comments.append(
         {"id": 1, "body": "<!-- autopack:command:9001 -->", "user": {"login": "mallory", "type": "User"}}
     )
@@ -54,7 +54,7 @@ async def test_marker_in_someone_elses_comment_is_not_ours(harness: Harness, git
     assert github.comments[0]["body"] == "<!-- autopack:command:9001 -->"  # untouched
 
 
-async def test_retry_refused_below_write(harness: Harness, github: FakeThread) -> None:
+async def test_retry_refused_below_write(harness: Harness, github: FakeGitHub) -> None:
     await harness.deliver("issue_comment", comment_payload("/autopack retry", login="reader"))
     await harness.run_next()
     (reply,) = github.bot_comments()
@@ -63,7 +63,7 @@ async def test_retry_refused_below_write(harness: Harness, github: FakeThread) -
     assert github.reactions[-1] == (9001, "-1")
 
 
-async def test_retry_requeues_latest_failed_job(harness: Harness, github: FakeThread) -> None:
+async def test_retry_requeues_latest_failed_job(harness: Harness, github: FakeGitHub) -> None:
     (failed,) = await harness.deliver("issue_comment", comment_payload("/autopack help", comment_id=1))
     job = await harness.inbox.claim("w", 60)
     assert job is not None
@@ -78,13 +78,13 @@ async def test_retry_requeues_latest_failed_job(harness: Harness, github: FakeTh
     assert "GitHub was down" in reply["body"]
 
 
-async def test_retry_with_nothing_to_retry(harness: Harness, github: FakeThread) -> None:
+async def test_retry_with_nothing_to_retry(harness: Harness, github: FakeGitHub) -> None:
     await harness.deliver("issue_comment", comment_payload("/autopack retry", login="writer"))
     await harness.run_next()
     assert "Nothing to retry" in github.bot_comments()[0]["body"]
 
 
-async def test_unknown_command_answers_with_help(harness: Harness, github: FakeThread) -> None:
+async def test_unknown_command_answers_with_help(harness: Harness, github: FakeGitHub) -> None:
     await harness.deliver("issue_comment", comment_payload("/autopack frobnicate", login="reader"))
     await harness.run_next()
     body = github.bot_comments()[0]["body"]
@@ -93,7 +93,7 @@ async def test_unknown_command_answers_with_help(harness: Harness, github: FakeT
     assert github.reactions[-1] == (9001, "-1")
 
 
-async def test_bot_comments_and_edits_never_reach_a_flow(harness: Harness, github: FakeThread) -> None:
+async def test_bot_comments_and_edits_never_reach_a_flow(harness: Harness, github: FakeGitHub) -> None:
     assert (
         await harness.deliver(
             "issue_comment", comment_payload("/autopack retry", login="autopack[bot]", user_type="Bot")
@@ -110,7 +110,7 @@ async def test_bot_comments_and_edits_never_reach_a_flow(harness: Harness, githu
     assert github.reactions == []
 
 
-async def test_flow_rechecks_bot_even_if_queued(harness: Harness, github: FakeThread) -> None:
+async def test_flow_rechecks_bot_even_if_queued(harness: Harness, github: FakeGitHub) -> None:
     """Defence in depth: a bot's comment that reached the queue (e.g. `deliveries retry`) does nothing."""
     payload = comment_payload("/autopack retry", login="dependabot[bot]", user_type="Bot")
     harness.registry.flows["command"] = harness.registry.flows["command"].__class__(
@@ -124,7 +124,7 @@ async def test_flow_rechecks_bot_even_if_queued(harness: Harness, github: FakeTh
     assert github.comments == []
 
 
-async def test_unparseable_payload_fails_permanently(harness: Harness, github: FakeThread) -> None:
+async def test_unparseable_payload_fails_permanently(harness: Harness, github: FakeGitHub) -> None:
     payload = comment_payload("/autopack help")
     del payload["comment"]["user"]
     payload["comment"]["user"] = {"login": "octocat", "type": "User"}  # too thin for githubkit

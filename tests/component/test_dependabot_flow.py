@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import respx
 
-from tests.component.github_mock import FakeRepo
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
+from tests.fake_github import FakeGitHub
 from tests.support import payload
 
 REPO = "octo-org/widgets"
@@ -79,15 +79,15 @@ def dependabot_pr(
 
 
 @pytest.fixture
-def github() -> Iterator[tuple[FakeRepo, respx.MockRouter]]:
-    repo = FakeRepo()
+def github() -> Iterator[tuple[FakeGitHub, respx.MockRouter]]:
+    repo = FakeGitHub()
     with respx.mock(assert_all_called=False) as router:
         repo.install(router)
         yield repo, router
 
 
 def setup(
-    repo: FakeRepo, event: dict[str, Any], *, files: list[str] | None = None, commits: Any = None
+    repo: FakeGitHub, event: dict[str, Any], *, files: list[str] | None = None, commits: Any = None
 ) -> int:
     pr = event["pull_request"]
     number = int(pr["number"])
@@ -100,7 +100,7 @@ def setup(
     return number
 
 
-def ci(repo: FakeRepo, conclusion: str | None, name: str = "tests", run_id: int = 900) -> None:
+def ci(repo: FakeGitHub, conclusion: str | None, name: str = "tests", run_id: int = 900) -> None:
     repo.ci.setdefault(HEAD, []).append(
         {
             "id": run_id,
@@ -123,17 +123,17 @@ def suite_event(number: int = 40) -> dict[str, Any]:
     return data
 
 
-def approvals(repo: FakeRepo, number: int = 40) -> list[dict[str, Any]]:
+def approvals(repo: FakeGitHub, number: int = 40) -> list[dict[str, Any]]:
     return [r for r in repo.reviews.get(number, []) if r.get("event") == "APPROVE"]
 
 
-def comment(repo: FakeRepo) -> str:
+def comment(repo: FakeGitHub) -> str:
     (found,) = [c for c in repo.bot_comments() if "autopack:dependabot" in c["body"]]
     return str(found["body"])
 
 
 async def test_a_genuine_patch_is_approved_and_merged_when_checks_are_green_not_before(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
     repo.auto_merge_allowed = False  # the repository has auto-merge off: Autopack merges itself
@@ -159,7 +159,7 @@ async def test_a_genuine_patch_is_approved_and_merged_when_checks_are_green_not_
 
 
 async def test_auto_merge_is_enabled_where_the_repository_allows_it(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
     event = dependabot_pr()
@@ -173,7 +173,7 @@ async def test_auto_merge_is_enabled_where_the_repository_allows_it(
 
 
 async def test_a_major_is_labelled_and_summarised_not_approved(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     repo.code_search["requests"] = ["app/http.py"]
@@ -204,7 +204,7 @@ async def test_a_major_is_labelled_and_summarised_not_approved(
 
 
 async def test_a_critical_package_is_never_merged(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     repo.files[(REPO, ".github/autopack.yml")] = "dependabot:\n  critical: [fastapi, sqlalchemy, Requests]\n"
@@ -230,7 +230,7 @@ async def test_a_critical_package_is_never_merged(
     ],
 )
 async def test_lookalikes_get_nothing(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter], changes: dict[str, str], reason: str
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter], changes: dict[str, str], reason: str
 ) -> None:
     repo, _router = github
     event = dependabot_pr(**changes)
@@ -244,7 +244,7 @@ async def test_lookalikes_get_nothing(
 
 
 async def test_a_head_branch_from_a_fork_gets_nothing(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
     event = dependabot_pr()
@@ -258,7 +258,7 @@ async def test_a_head_branch_from_a_fork_gets_nothing(
 
 
 async def test_a_human_commit_on_top_means_nothing_is_merged(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
     event = dependabot_pr(action="synchronize")
@@ -273,7 +273,7 @@ async def test_a_human_commit_on_top_means_nothing_is_merged(
 
 
 async def test_a_workflow_change_means_nothing_is_merged(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
     event = dependabot_pr(
@@ -290,7 +290,7 @@ async def test_a_workflow_change_means_nothing_is_merged(
 
 
 async def test_a_group_mixing_minor_and_major_is_a_major(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     router.post(OPENAI).mock(return_value=openai_answer(json.dumps(SUMMARY), "gpt-6.2-sol"))
@@ -311,7 +311,7 @@ async def test_a_group_mixing_minor_and_major_is_a_major(
 
 
 async def test_a_security_update_is_labelled_and_its_reviewers_asked(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     repo.files[(REPO, ".github/autopack.yml")] = "dependabot:\n  security_reviewers: [alice]\n"
@@ -329,7 +329,7 @@ async def test_a_security_update_is_labelled_and_its_reviewers_asked(
 
 
 async def test_a_failing_check_is_never_merged_and_is_told(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
     event = dependabot_pr()
@@ -344,7 +344,7 @@ async def test_a_failing_check_is_never_merged_and_is_told(
 
 
 async def test_injection_in_the_body_is_only_summarised(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     obeying = {

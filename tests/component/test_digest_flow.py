@@ -15,9 +15,9 @@ import respx
 
 from app.flows.digest import schedule_all
 from app.inbox.proposals import Proposals
-from tests.component.github_mock import FakeRepo
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
+from tests.fake_github import FakeGitHub
 from tests.support import comment_payload, payload
 
 REPO = "octo-org/widgets"
@@ -54,8 +54,8 @@ def cluster(theme: str, issues: list[int], feasibility: int, area: str = "storag
 
 
 @pytest.fixture
-def github() -> Iterator[tuple[FakeRepo, respx.MockRouter]]:
-    repo = FakeRepo(permissions={"maintainer": "write"})
+def github() -> Iterator[tuple[FakeGitHub, respx.MockRouter]]:
+    repo = FakeGitHub(permissions={"maintainer": "write"})
     repo.open_issues = [
         feedback(7, "Save fails when locked", reporter="ann", reactions=1),
         feedback(8, "Lock error on save", reporter="bob"),
@@ -92,7 +92,7 @@ async def command(harness: Harness, comment_id: int = 9100) -> None:
     await harness.deliver("issue_comment", data)
 
 
-def digests(repo: FakeRepo) -> list[dict[str, Any]]:
+def digests(repo: FakeGitHub) -> list[dict[str, Any]]:
     return [i for i in repo.open_issues if "autopack:digest" in i.get("labels", [])]
 
 
@@ -104,7 +104,7 @@ def next_monday_six(now: float) -> float:
 
 
 async def test_schedule_is_created_once_and_runs_once_under_two_workers_and_a_restart(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await triaged(harness)
@@ -136,7 +136,7 @@ async def test_schedule_is_created_once_and_runs_once_under_two_workers_and_a_re
 
 
 async def test_clusters_name_only_the_listed_issues_and_code_ranks_them(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await triaged(harness)
@@ -164,7 +164,7 @@ async def test_clusters_name_only_the_listed_issues_and_code_ranks_them(
 
 
 async def test_one_digest_issue_per_week_edited_in_place_and_last_weeks_closed(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await triaged(harness)
@@ -192,7 +192,7 @@ async def test_one_digest_issue_per_week_edited_in_place_and_last_weeks_closed(
 
 
 async def test_auto_propose_respects_rejections_and_budgets(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await triaged(harness)
@@ -242,7 +242,7 @@ async def proposals_queued(harness: Harness) -> list[int]:
 
 
 async def test_a_merged_proposal_tells_its_whole_theme_once(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     from app.policy.proposal import Proposal
 

@@ -4,78 +4,42 @@ approval; rejections by closing and by `/autopack reject`, remembered for the ne
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import respx
 
 from app.inbox.proposals import Proposals
-from tests.component.github_mock import FakeRepo
 from tests.component.harness import Harness
 from tests.component.llm_mock import OPENAI
-from tests.component.test_proposal_flow import (
+from tests.component.scenarios import (
     REPO,
-    Builder,
+    approve,
     change_set,
     ci_event,
-    ci_run,
-    fail_the_test_commit,
-    github,
+    gate_comment,
+    issue_comment,
     proposal,
+    proposal_repo,
     propose_comment,
-    start,
+    ready,
+    review_event,
 )
+from tests.fake_github import FakeGitHub
 from tests.support import comment_payload, payload
 
-__all__ = ["github"]  # the fixture, shared with the proposal tests
 
-
-async def ready(harness: Harness, repo: FakeRepo, router: respx.MockRouter, *answers: dict[str, Any]) -> str:
-    """A proposal verified, audited and ready for review; returns its head (the fix commit)."""
-    Builder(router, *(answers or (change_set(),)))
-    await start(harness)
-    p = await fail_the_test_commit(harness, repo)
-    assert p.fix_sha is not None
-    ci_run(repo, p.fix_sha, "success", run_id=502)
-    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
-    await harness.run_all()
-    assert (await proposal(harness)).status == "ready"
-    return p.fix_sha
-
-
-def review_event(
-    state: str, commit: str, *, login: str = "maintainer", review_id: int = 300, action: str = "submitted"
-) -> dict[str, Any]:
-    data = payload("pull_request_review", "submitted.payload.json")
-    data["action"] = action
-    data["installation"] = {"id": 4242, "node_id": "x"}
-    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
-    data["review"].update(id=review_id, state=state, commit_id=commit, body="")
-    data["review"]["user"].update(login=login, type="User")
-    data["pull_request"].update(number=100)
-    data["pull_request"]["head"]["ref"] = "autopack/issue-7"
-    return data
-
-
-def approve(repo: FakeRepo, commit: str, login: str = "maintainer", review_id: int = 300) -> dict[str, Any]:
-    """The review as GitHub lists it, and the webhook that announces it."""
-    repo.reviews.setdefault(100, []).append(
-        {"id": review_id, "state": "APPROVED", "commit_id": commit, "user": {"login": login, "type": "User"}}
-    )
-    return review_event("approved", commit, login=login, review_id=review_id)
-
-
-def gate_comment(repo: FakeRepo) -> str:
-    (comment,) = [c for c in repo.bot_comments() if "autopack:gate" in c["body"]]
-    return str(comment["body"])
-
-
-def issue_comment(repo: FakeRepo) -> str:
-    (comment,) = [c for c in repo.bot_comments() if "autopack:proposal" in c["body"]]
-    return str(comment["body"])
+@pytest.fixture
+def github() -> Iterator[tuple[FakeGitHub, respx.MockRouter]]:
+    repo = proposal_repo()
+    with respx.mock(assert_all_called=False) as router:
+        repo.install(router)
+        yield repo, router
 
 
 async def test_approval_merges_the_exact_head_and_the_issue_is_told(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     head = await ready(harness, repo, router)
@@ -92,7 +56,7 @@ async def test_approval_merges_the_exact_head_and_the_issue_is_told(
 
 
 async def test_a_readers_approval_does_not_merge(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     head = await ready(harness, repo, router)
@@ -103,7 +67,7 @@ async def test_a_readers_approval_does_not_merge(
 
 
 async def test_a_moved_head_means_re_evaluate_never_a_blind_retry(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     head = await ready(harness, repo, router)
@@ -111,11 +75,9 @@ async def test_a_moved_head_means_re_evaluate_never_a_blind_retry(
 
     def push_meanwhile(request: Any, full: str, n: str) -> Any:
         repo.pulls[100]["head"]["sha"] = moved  # someone pushed between the decision and the merge
-        return FakeRepo._merge(repo, request, full, n)
+        return FakeGitHub._merge(repo, request, full, n)
 
-    router.put(url__regex=r"https://api.github.test/repos/(?P<full>[^/]+/[^/]+)/pulls/(?P<n>\d+)/merge").mock(
-        side_effect=push_meanwhile
-    )
+    repo._merge = push_meanwhile  # type: ignore[method-assign]
     await harness.deliver("pull_request_review", approve(repo, head))
     await harness.run_all()
     assert repo.merges == []  # the merge carried the approved sha and GitHub refused it (409)
@@ -126,7 +88,7 @@ async def test_a_moved_head_means_re_evaluate_never_a_blind_retry(
 
 
 async def test_merge_refused_twice_waits_for_the_next_event(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     head = await ready(harness, repo, router)
@@ -138,7 +100,7 @@ async def test_merge_refused_twice_waits_for_the_next_event(
 
 
 async def test_ci_completing_on_an_approved_pr_merges_it(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     head = await ready(harness, repo, router)
@@ -156,7 +118,7 @@ async def test_ci_completing_on_an_approved_pr_merges_it(
 
 
 async def test_required_checks_come_from_branch_protection(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     head = await ready(harness, repo, router)
@@ -168,7 +130,7 @@ async def test_required_checks_come_from_branch_protection(
 
 
 async def test_closing_unmerged_remembers_the_rejection(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await ready(harness, repo, router)
@@ -203,7 +165,7 @@ async def test_closing_unmerged_remembers_the_rejection(
 
 
 async def test_reject_command_closes_and_the_next_proposal_is_told_why(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await ready(harness, repo, router, change_set(), change_set())
@@ -238,7 +200,7 @@ async def test_reject_command_closes_and_the_next_proposal_is_told_why(
 
 
 async def test_a_manual_merge_is_recorded_as_shipped(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await ready(harness, repo, router)
@@ -257,7 +219,7 @@ async def test_a_manual_merge_is_recorded_as_shipped(
 
 
 async def test_changes_requested_revise_and_the_gate_comment_follows(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     revision = change_set(
@@ -282,7 +244,7 @@ async def test_changes_requested_revise_and_the_gate_comment_follows(
 
 
 async def test_reviews_by_bots_are_not_even_queued(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     head = await ready(harness, repo, router)

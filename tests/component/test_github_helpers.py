@@ -14,7 +14,7 @@ from app.github.client import GitHubApp
 from app.github.repo import RepoClient
 from app.policy.commands import Permission
 from app.policy.labels import LabelSpec
-from tests.component.github_mock import API, TOKEN
+from tests.fake_github import API, TOKEN
 from tests.support import private_key_pem
 
 REPO = f"{API}/repos/octo-org/widgets"

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from app.cli import main
 from app.inbox.store import Inbox
 from app.llm.ledger import week_start
-from tests.component.github_mock import FakeThread
 from tests.component.harness import Harness
+from tests.fake_github import FakeGitHub
 from tests.support import comment_payload
 
 ASSESSMENT = Path(__file__).resolve().parents[1] / "fixtures" / "assessment-models.yaml"
@@ -104,7 +104,7 @@ def test_usage_cli(app_env: dict[str, str]) -> None:
 
 async def test_usage_command_reports_this_repository_only(harness: Harness) -> None:
     await _seed_async(harness.settings.database_url)
-    thread = FakeThread(permissions={"reader": "read"})
+    thread = FakeGitHub(permissions={"reader": "read"})
     with respx.mock(assert_all_called=False) as router:
         thread.install(router)
         await harness.deliver("issue_comment", comment_payload("/autopack usage", login="reader"))

@@ -13,16 +13,16 @@ from app.github.client import GitHubApp
 from app.github.policy_loader import CHECK_NAME, INVALID_TITLE, PolicyLoader, report
 from app.github.repo import RepoClient
 from app.policy.repo_policy import DEFAULTS
-from tests.component.github_mock import API, FakeRepo
 from tests.component.harness import Harness
+from tests.fake_github import API, FakeGitHub
 from tests.support import payload, private_key_pem
 
 REPO = f"{API}/repos/octo-org/widgets"
 
 
 @pytest.fixture
-def files() -> Iterator[FakeRepo]:
-    repo = FakeRepo()
+def files() -> Iterator[FakeGitHub]:
+    repo = FakeGitHub()
     with respx.mock(assert_all_called=False) as router:
         repo.install(router)
         yield repo
@@ -35,13 +35,13 @@ def clients() -> tuple[PolicyLoader, RepoClient]:
     )
 
 
-async def test_no_file_means_defaults(files: FakeRepo) -> None:
+async def test_no_file_means_defaults(files: FakeGitHub) -> None:
     loader, repo = clients()
     loaded = await loader.load(repo, 9, "main")
     assert (loaded.policy, loaded.source, loaded.error) == (DEFAULTS, "defaults", None)
 
 
-async def test_cached_per_head_commit(files: FakeRepo) -> None:
+async def test_cached_per_head_commit(files: FakeGitHub) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "feedback: {label: fb}\n"
     loader, repo = clients()
     assert (await loader.load(repo, 9, "main")).policy.feedback.label == "fb"
@@ -52,7 +52,7 @@ async def test_cached_per_head_commit(files: FakeRepo) -> None:
     assert (await loader.load(repo, 9, "main")).policy.feedback.label == "changed"  # new head, new read
 
 
-async def test_invalid_file_reports_a_neutral_check_run_once_and_defaults_apply(files: FakeRepo) -> None:
+async def test_invalid_file_reports_a_neutral_check_run_once_and_defaults_apply(files: FakeGitHub) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "feedback:\n  label: fb\n  rate_limt: 3\n"
     loader, repo = clients()
     loaded = await loader.load(repo, 9, "main")
@@ -79,7 +79,7 @@ async def test_invalid_file_reports_a_neutral_check_run_once_and_defaults_apply(
     ]
 
 
-async def test_extends_merges_the_owners_file_through_a_read_only_token(files: FakeRepo) -> None:
+async def test_extends_merges_the_owners_file_through_a_read_only_token(files: FakeGitHub) -> None:
     files.files[("octo-org/.github", ".github/autopack.yml")] = (
         "feedback: {label: org-feedback, rate_limit_per_day: 2}\nmerge: {method: merge}\n"
     )
@@ -98,7 +98,7 @@ async def test_extends_merges_the_owners_file_through_a_read_only_token(files: F
     assert {"repositories": [".github"], "permissions": {"contents": "read"}} in files.token_requests
 
 
-async def test_extends_other_repository_and_path(files: FakeRepo) -> None:
+async def test_extends_other_repository_and_path(files: FakeGitHub) -> None:
     files.files[("shared-org/policies", "autopack/base.yml")] = "proposals: {auto: true}\n"
     files.files[("octo-org/widgets", ".github/autopack.yml")] = (
         "_extends: shared-org/policies:autopack/base.yml\n"
@@ -114,7 +114,7 @@ async def test_extends_other_repository_and_path(files: FakeRepo) -> None:
         ("merge: {method: nope}\n", "merge.method"),
     ],
 )
-async def test_broken_extends_is_reported(files: FakeRepo, base: str | None, expected: str) -> None:
+async def test_broken_extends_is_reported(files: FakeGitHub, base: str | None, expected: str) -> None:
     if base is not None:
         files.files[("octo-org/.github", ".github/autopack.yml")] = base
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "_extends: .github\n"
@@ -136,7 +136,7 @@ def push_touching(path: str) -> dict[str, Any]:
     return data
 
 
-async def test_push_of_a_broken_file_gets_the_check_run(files: FakeRepo, harness: Harness) -> None:
+async def test_push_of_a_broken_file_gets_the_check_run(files: FakeGitHub, harness: Harness) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "merge:\n  method: yolo\n"
     other = await harness.deliver("push", push_touching("README.md"))
     assert [j.flow for j in other] == ["push_audit"]  # other files: no config check
@@ -149,7 +149,7 @@ async def test_push_of_a_broken_file_gets_the_check_run(files: FakeRepo, harness
     assert "line 2: merge.method" in run["output"]["summary"]
 
 
-async def test_push_of_a_valid_file_gets_a_success_check_run(files: FakeRepo, harness: Harness) -> None:
+async def test_push_of_a_valid_file_gets_a_success_check_run(files: FakeGitHub, harness: Harness) -> None:
     files.files[("octo-org/widgets", ".github/autopack.yml")] = "feedback: {label: fb}\n"
     await harness.deliver("push", push_touching(".github/autopack.yml"))
     await harness.inbox.db.run(lambda tx: tx.execute("DELETE FROM jobs WHERE flow = 'push_audit'"))

@@ -12,160 +12,39 @@ import pytest
 import respx
 
 from app.inbox.proposals import Proposals
-from app.policy.proposal import Proposal
-from tests.component.github_mock import FakeRepo
 from tests.component.harness import Harness
-from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
+from tests.component.llm_mock import OPENAI, openai_answer
+from tests.component.scenarios import (
+    ANALYSIS,
+    FIX_EDIT,
+    REPO,
+    SAVE,
+    Builder,
+    change_set,
+    ci_event,
+    ci_run,
+    edit,
+    fail_the_test_commit,
+    proposal,
+    proposal_repo,
+    propose_comment,
+    start,
+    triaged,
+)
+from tests.fake_github import FakeGitHub
 from tests.support import comment_payload, payload
-
-REPO = "octo-org/widgets"
-SAVE = "def save(project):\n    rows = collect(project)\n    return write(rows)\n"
-ANALYSIS = {
-    "category": "bug",
-    "severity": "medium",
-    "summary": "Saving fails when the database is locked.",
-    "warranted": True,
-    "confidence": 0.9,
-    "reasons": ["reproducible"],
-    "questions": [],
-    "area": "app",
-    "duplicates": [],
-}
-
-
-def edit(op: str, path: str, **kw: Any) -> dict[str, Any]:
-    return {"op": op, "path": path, "content": None, "search": None, "replace": None, **kw}
-
-
-TEST_EDIT = edit(
-    "create", "tests/test_save_locked.py", content="def test_locked():\n    assert save_locked()\n"
-)
-FIX_EDIT = edit(
-    "search_replace",
-    "app/storage/save.py",
-    search="    return write(rows)",
-    replace="    return retry(write, rows)",
-)
-
-
-def change_set(
-    *, tests: list[dict[str, Any]] | None = None, fixes: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    return {
-        "title": "Retry writes when the database is locked, as @team asked",
-        "approach": "Wrap the write in a bounded retry. Ping @someone at https://evil.example",
-        "test_edits": tests if tests is not None else [TEST_EDIT],
-        "fix_edits": fixes if fixes is not None else [FIX_EDIT],
-        "risk_notes": ["Retries could hide a real deadlock."],
-    }
 
 
 @pytest.fixture
-def github() -> Iterator[tuple[FakeRepo, respx.MockRouter]]:
-    repo = FakeRepo(permissions={"maintainer": "write", "reader": "read"})
-    repo.files.update(
-        {
-            (REPO, "app/storage/save.py"): SAVE,
-            (
-                REPO,
-                "tests/test_save.py",
-            ): "from app.storage.save import save\n\ndef test_save():\n    assert save(1)\n",
-            (REPO, "README.md"): "# Widgets\n\nRun `pytest`.\n",
-            (REPO, "conftest.py"): "",
-        }
-    )
+def github() -> Iterator[tuple[FakeGitHub, respx.MockRouter]]:
+    repo = proposal_repo()
     with respx.mock(assert_all_called=False) as router:
         repo.install(router)
         yield repo, router
 
 
-class Builder:
-    """The builder's (OpenAI) answers in order, and the auditor's (Anthropic) verdict."""
-
-    def __init__(self, router: respx.MockRouter, *answers: dict[str, Any], verdict: str = "comment") -> None:
-        self.answers = list(answers)
-        self.calls = 0
-        router.post(OPENAI).mock(side_effect=self._answer)
-        router.post(ANTHROPIC).mock(
-            return_value=anthropic_answer(
-                {"findings": [], "verdict": verdict, "confidence": 0.8}, "claude-sonnet-5-5"
-            )
-        )
-
-    def _answer(self, request: Any) -> Any:
-        self.calls += 1
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        return openai_answer(json.dumps(answer), "gpt-6.2-sol", prompt=9_000, completion=700)
-
-
-def propose_comment(
-    body: str = "/autopack propose", *, login: str = "maintainer", comment_id: int = 9001
-) -> dict[str, Any]:
-    data = comment_payload(body, login=login, comment_id=comment_id)
-    data["issue"].update(
-        state="open", title="Saving fails when the DB is locked", body="See `save` in save.py"
-    )
-    data["repository"]["default_branch"] = "main"
-    return data
-
-
-def ci_event(sha: str, conclusion: str, *, branch: str = "autopack/issue-7") -> dict[str, Any]:
-    data = payload("check_suite", "completed.payload.json")
-    data["installation"] = {"id": 4242, "node_id": "x"}
-    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
-    suite = data["check_suite"]
-    suite.update(head_sha=sha, head_branch=branch, conclusion=conclusion, pull_requests=[])
-    return data
-
-
-def ci_run(
-    repo: FakeRepo, sha: str, conclusion: str | None, *, run_id: int = 501, name: str = "tests"
-) -> None:
-    repo.ci.setdefault(sha, []).append(
-        {
-            "id": run_id,
-            "name": name,
-            "status": "completed" if conclusion else "in_progress",
-            "conclusion": conclusion,
-            "html_url": f"https://github.com/{REPO}/runs/{run_id}",
-            "app": {"id": 15368, "slug": "github-actions"},
-            "output": {
-                "title": f"{name} {conclusion}",
-                "summary": "1 failed: test_locked",
-                "annotations_count": 1,
-            },
-        }
-    )
-
-
-async def triaged(harness: Harness, analysis: dict[str, Any] | None = None) -> None:
-    await harness.inbox.record_triage(REPO, 7, "reporter", "h", "body", 1, analysis or ANALYSIS)
-
-
-async def proposal(harness: Harness) -> Proposal:
-    found = await Proposals(harness.inbox.db).get(REPO, 7)
-    assert found is not None
-    return found
-
-
-async def fail_the_test_commit(harness: Harness, repo: FakeRepo) -> Proposal:
-    """CI fails on the tests-only commit, as it must: the fix is pushed; the record after that."""
-    p = await proposal(harness)
-    assert p.test_sha is not None
-    ci_run(repo, p.test_sha, "failure")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
-    return await proposal(harness)
-
-
-async def start(harness: Harness) -> None:
-    await triaged(harness)
-    await harness.deliver("issue_comment", propose_comment())
-    assert await harness.run_all() == ["command", "propose"]
-
-
 async def test_whole_flow_from_command_to_ready_pr(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     builder = Builder(router, change_set())
@@ -240,7 +119,7 @@ async def test_whole_flow_from_command_to_ready_pr(
 
 
 async def test_requested_reviewers_come_from_the_policy(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     repo.files[(REPO, ".github/autopack.yml")] = (
@@ -256,7 +135,7 @@ async def test_requested_reviewers_come_from_the_policy(
 
 
 async def test_not_reproduced_keeps_the_draft_and_tells_the_issue(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     Builder(router, change_set())
@@ -275,7 +154,7 @@ async def test_not_reproduced_keeps_the_draft_and_tells_the_issue(
 
 
 async def test_a_failed_suite_with_other_checks_pending_is_enough(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     Builder(router, change_set())
@@ -292,7 +171,7 @@ async def test_a_failed_suite_with_other_checks_pending_is_enough(
 
 
 async def test_no_ci_at_all_pushes_the_fix_and_says_unverified(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     Builder(router, change_set())
@@ -310,7 +189,7 @@ async def test_no_ci_at_all_pushes_the_fix_and_says_unverified(
 
 
 async def test_ci_that_never_finishes_times_out_as_unverified(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     Builder(router, change_set())
@@ -330,7 +209,7 @@ async def test_ci_that_never_finishes_times_out_as_unverified(
 
 
 async def test_fix_failure_revises_keeps_the_failing_test_commit_and_verifies_again(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     revision = change_set(
@@ -383,7 +262,7 @@ async def test_fix_failure_revises_keeps_the_failing_test_commit_and_verifies_ag
 
 
 async def test_revise_rounds_are_capped_then_handed_over(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     repo.files[(REPO, ".github/autopack.yml")] = "proposals:\n  max_rounds: 2\n"
@@ -409,7 +288,7 @@ async def test_revise_rounds_are_capped_then_handed_over(
 
 
 async def test_an_audit_block_revises_instead_of_marking_ready(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     revision = change_set(
@@ -438,7 +317,7 @@ async def test_an_audit_block_revises_instead_of_marking_ready(
     ],
 )
 async def test_guardrails_refuse_and_nothing_is_committed(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter], bad_edit: dict[str, Any], rule: str
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter], bad_edit: dict[str, Any], rule: str
 ) -> None:
     repo, router = github
     repo.modes["docs/link.md"] = "120000"
@@ -455,7 +334,7 @@ async def test_guardrails_refuse_and_nothing_is_committed(
 
 
 async def test_an_edit_that_does_not_apply_is_repaired_once(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     _repo, router = github
     wrong = change_set(
@@ -470,7 +349,7 @@ async def test_an_edit_that_does_not_apply_is_repaired_once(
 
 
 async def test_an_edit_that_still_does_not_apply_refuses_the_proposal(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     wrong = change_set(fixes=[edit("search_replace", "app/storage/save.py", search="nowhere", replace="x")])
@@ -484,7 +363,7 @@ async def test_an_edit_that_still_does_not_apply_refuses_the_proposal(
 
 
 async def test_redelivered_events_never_make_a_second_branch_or_pr(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     builder = Builder(router, change_set())
@@ -512,7 +391,7 @@ async def test_redelivered_events_never_make_a_second_branch_or_pr(
 
 
 async def test_a_rejected_issue_needs_force(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     builder = Builder(router, change_set())
@@ -534,7 +413,7 @@ async def test_a_rejected_issue_needs_force(
 
 
 async def test_propose_needs_write_permission_and_a_triage(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     builder = Builder(router, change_set())
@@ -549,7 +428,7 @@ async def test_propose_needs_write_permission_and_a_triage(
 
 
 async def test_triage_proposes_by_itself_when_the_policy_allows(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     repo.files[(REPO, ".github/autopack.yml")] = "proposals:\n  auto: true\n  min_confidence: 0.7\n"
@@ -580,7 +459,7 @@ async def test_triage_proposes_by_itself_when_the_policy_allows(
 
 
 async def test_changes_requested_by_a_writer_revise_with_the_review_comments(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     revision = change_set(
@@ -608,7 +487,7 @@ async def test_changes_requested_by_a_writer_revise_with_the_review_comments(
 
 
 async def test_revise_command_on_the_pull_request(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     revision = change_set(
@@ -631,7 +510,7 @@ async def test_revise_command_on_the_pull_request(
 
 
 async def test_a_builder_answer_that_never_fits_its_schema_fails_the_proposal_cleanly(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     builder = Builder(router, {"title": "no edits at all"})
@@ -645,7 +524,7 @@ async def test_a_builder_answer_that_never_fits_its_schema_fails_the_proposal_cl
 
 
 async def test_propose_without_a_configured_provider_says_so(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
     await triaged(harness)
@@ -657,7 +536,7 @@ async def test_propose_without_a_configured_provider_says_so(
 
 
 async def test_the_budget_is_checked_before_any_work(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     builder = Builder(router, change_set())

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import respx
 
-from tests.component.github_mock import FakeRepo
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
+from tests.fake_github import FakeGitHub
 from tests.support import payload
 
 REPO = "octo-org/widgets"
@@ -44,14 +44,14 @@ def added(path: str, *lines: str, status: str = "modified") -> dict[str, Any]:
 
 
 @pytest.fixture
-def github() -> Iterator[tuple[FakeRepo, respx.MockRouter]]:
-    repo = FakeRepo()
+def github() -> Iterator[tuple[FakeGitHub, respx.MockRouter]]:
+    repo = FakeGitHub()
     with respx.mock(assert_all_called=False) as router:
         repo.install(router)
         yield repo, router
 
 
-def run(repo: FakeRepo, name: str) -> dict[str, Any]:
+def run(repo: FakeGitHub, name: str) -> dict[str, Any]:
     (found,) = [r for r in repo.check_runs if r["name"] == name]
     return found
 
@@ -67,7 +67,9 @@ AUDIT = {
 }  # fmt: skip
 
 
-async def test_a_clean_push_yields_a_successful_check(harness: Harness, github: tuple[FakeRepo, Any]) -> None:
+async def test_a_clean_push_yields_a_successful_check(
+    harness: Harness, github: tuple[FakeGitHub, Any]
+) -> None:
     repo, _router = github
     repo.compares[f"{BEFORE}...{AFTER}"] = [added("app/util.py", "def f():", "    return 1")]
     await harness.deliver("push", push())
@@ -80,7 +82,7 @@ async def test_a_clean_push_yields_a_successful_check(harness: Harness, github: 
 
 
 async def test_secrets_fail_the_check_redacted_and_never_leave_the_process(
-    harness: Harness, github: tuple[FakeRepo, Any]
+    harness: Harness, github: tuple[FakeGitHub, Any]
 ) -> None:
     repo, router = github
     router.post(ANTHROPIC).mock(return_value=anthropic_answer(AUDIT, "claude-opus-5-5"))
@@ -121,7 +123,7 @@ async def test_secrets_fail_the_check_redacted_and_never_leave_the_process(
 
 
 async def test_low_risk_pushes_are_not_audited_and_the_threshold_routes(
-    harness: Harness, github: tuple[FakeRepo, Any]
+    harness: Harness, github: tuple[FakeGitHub, Any]
 ) -> None:
     repo, router = github
     router.post(ANTHROPIC).mock(
@@ -136,7 +138,7 @@ async def test_low_risk_pushes_are_not_audited_and_the_threshold_routes(
 
 
 async def test_auth_changes_are_audited_whatever_the_score(
-    harness: Harness, github: tuple[FakeRepo, Any]
+    harness: Harness, github: tuple[FakeGitHub, Any]
 ) -> None:
     repo, router = github
     router.post(ANTHROPIC).mock(return_value=anthropic_answer(AUDIT, "claude-opus-5-5"))
@@ -151,7 +153,7 @@ async def test_auth_changes_are_audited_whatever_the_score(
 
 
 async def test_a_new_branch_compares_against_the_default_branch(
-    harness: Harness, github: tuple[FakeRepo, Any]
+    harness: Harness, github: tuple[FakeGitHub, Any]
 ) -> None:
     repo, _router = github
     repo.files[(REPO, ".github/autopack.yml")] = "push:\n  branches: ['release/*']\n"
@@ -162,7 +164,7 @@ async def test_a_new_branch_compares_against_the_default_branch(
     assert any(line.endswith(f"/compare/main...{AFTER}") for line in repo.log)
 
 
-async def test_other_branches_are_not_audited(harness: Harness, github: tuple[FakeRepo, Any]) -> None:
+async def test_other_branches_are_not_audited(harness: Harness, github: tuple[FakeGitHub, Any]) -> None:
     repo, _router = github
     await harness.deliver("push", push(ref="refs/heads/feature/x"))
     await harness.run_all()
@@ -170,7 +172,7 @@ async def test_other_branches_are_not_audited(harness: Harness, github: tuple[Fa
 
 
 async def test_a_forced_push_compares_from_the_merge_base(
-    harness: Harness, github: tuple[FakeRepo, Any]
+    harness: Harness, github: tuple[FakeGitHub, Any]
 ) -> None:
     repo, _router = github
     repo.compares[f"{BEFORE}...{AFTER}"] = [added("app/util.py", f'token = "{TOKEN}"')]
@@ -180,14 +182,14 @@ async def test_a_forced_push_compares_from_the_merge_base(
     assert any(f"/compare/{BEFORE}...{AFTER}" in line for line in repo.log)  # three dots: merge base
 
 
-async def test_a_deleted_branch_is_skipped(harness: Harness, github: tuple[FakeRepo, Any]) -> None:
+async def test_a_deleted_branch_is_skipped(harness: Harness, github: tuple[FakeGitHub, Any]) -> None:
     _repo, _router = github
     jobs = await harness.deliver("push", push(deleted=True))
     assert "push_audit" not in [j.flow for j in jobs]
 
 
 async def test_a_truncated_comparison_is_read_commit_by_commit(
-    harness: Harness, github: tuple[FakeRepo, Any]
+    harness: Harness, github: tuple[FakeGitHub, Any]
 ) -> None:
     repo, _router = github
     repo.compares[f"{BEFORE}...{AFTER}"] = [added(f"gen/file_{i}.py", "x = 1") for i in range(300)]
@@ -201,7 +203,7 @@ async def test_a_truncated_comparison_is_read_commit_by_commit(
 
 
 async def test_truncation_beyond_what_can_be_read_is_stated(
-    harness: Harness, github: tuple[FakeRepo, Any]
+    harness: Harness, github: tuple[FakeGitHub, Any]
 ) -> None:
     repo, _router = github
     repo.compares[f"{BEFORE}...{AFTER}"] = [added(f"gen/file_{i}.py", "x = 1") for i in range(300)]
@@ -212,7 +214,7 @@ async def test_truncation_beyond_what_can_be_read_is_stated(
 
 
 async def test_outdated_model_names_are_flagged_with_their_replacement(
-    harness: Harness, github: tuple[FakeRepo, Any]
+    harness: Harness, github: tuple[FakeGitHub, Any]
 ) -> None:
     repo, _router = github
     config = "complexity_models:\n  high: {builder: gpt-4-turbo-2024-04-09, auditor: claude-opus-5-5}\n"

@@ -10,78 +10,30 @@ import pytest
 import respx
 
 from app.errors import PermanentError
-from tests.component.github_mock import FakeRepo
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, body, openai_answer
-from tests.support import comment_payload, payload
+from tests.component.scenarios import issue_event, triage_answer
+from tests.fake_github import FakeGitHub
+from tests.support import comment_payload
 
 REPO = "octo-org/widgets"
 
 
-def issue_event(
-    action: str = "opened",
-    *,
-    number: int = 7,
-    author: str = "reporter",
-    labels: tuple[str, ...] = ("user-feedback",),
-    body_text: str = "Saving a project with 240 files fails with 'database is locked'.",
-    title: str = "Saving large projects fails",
-    label: str | None = None,
-    state: str = "open",
-) -> dict[str, Any]:
-    data = payload("issues", "labeled.payload.json" if action == "labeled" else "opened.payload.json")
-    data["action"] = action
-    data["installation"] = {"id": 4242, "node_id": "x"}
-    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
-    data["repository"]["owner"]["login"] = "octo-org"
-    label_obj = payload("issues", "labeled.payload.json")["label"]
-    data["issue"].update(
-        number=number,
-        title=title,
-        body=body_text,
-        state=state,
-        locked=False,
-        labels=[{**label_obj, "name": n} for n in labels],
-    )
-    data["issue"]["user"].update(login=author, type="User")
-    data["sender"].update(login=author, type="User")
-    if action == "labeled":
-        data["label"] = {**label_obj, "name": label or labels[0]}
-    if action == "edited":
-        data["changes"] = {"body": {"from": "old"}}
-    return data
-
-
-def answer(**changes: Any) -> str:
-    base = {
-        "category": "bug",
-        "severity": "high",
-        "area": "app",
-        "summary": "Saving fails for large projects.",
-        "warranted": True,
-        "confidence": 0.9,
-        "reasons": ["Reproducible with steps."],
-        "questions": [],
-        "duplicates": [],
-    }
-    return json.dumps({**base, **changes})
-
-
 @pytest.fixture
-def github() -> Iterator[tuple[FakeRepo, respx.MockRouter]]:
-    repo = FakeRepo(permissions={"reporter": "read", "maintainer": "write"})
+def github() -> Iterator[tuple[FakeGitHub, respx.MockRouter]]:
+    repo = FakeGitHub(permissions={"reporter": "read", "maintainer": "write"})
     repo.open_issues = [
         {"number": 3, "title": "App slow when saving", "labels": ["user-feedback"]},
         {"number": 5, "title": "Dark mode", "labels": ["user-feedback"]},
     ]
     with respx.mock(assert_all_called=False) as router:
-        router.post(OPENAI).mock(return_value=openai_answer(answer(), "gpt-6-luna"))
+        router.post(OPENAI).mock(return_value=openai_answer(triage_answer(), "gpt-6-luna"))
         router.post(ANTHROPIC).respond(500)
         repo.install(router)
         yield repo, router
 
 
-async def test_first_triage(harness: Harness, github: tuple[FakeRepo, respx.MockRouter]) -> None:
+async def test_first_triage(harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]) -> None:
     repo, router = github
     (job,) = await harness.deliver("issues", issue_event())
     assert job.flow == "triage"
@@ -109,7 +61,7 @@ async def test_first_triage(harness: Harness, github: tuple[FakeRepo, respx.Mock
 
 
 async def test_same_delivery_twice_triages_once(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _ = github
     assert len(await harness.deliver("issues", issue_event(), delivery_id="d-1")) == 1
@@ -119,7 +71,7 @@ async def test_same_delivery_twice_triages_once(
 
 
 async def test_opened_then_labeled_for_the_same_body_is_skipped(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await harness.deliver("issues", issue_event())
@@ -131,7 +83,7 @@ async def test_opened_then_labeled_for_the_same_body_is_skipped(
 
 
 async def test_a_new_delivery_for_a_changed_issue_edits_the_one_comment(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     repo.files[(REPO, ".github/autopack.yml")] = "feedback: {triage_on_edit: true}\n"
@@ -150,7 +102,7 @@ async def test_a_new_delivery_for_a_changed_issue_edits_the_one_comment(
 
 
 async def test_non_feedback_label_does_nothing(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     await harness.deliver("issues", issue_event("labeled", labels=("bug",), label="bug"))
@@ -162,7 +114,7 @@ async def test_non_feedback_label_does_nothing(
 
 @pytest.mark.parametrize("changes", [{"state": "closed"}, {"author": "ci[bot]"}, {"labels": ()}])
 async def test_closed_bot_and_unlabelled_issues_never_become_jobs(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter], changes: dict[str, Any]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter], changes: dict[str, Any]
 ) -> None:
     repo, router = github
     assert await harness.deliver("issues", issue_event(**changes)) == []
@@ -171,7 +123,7 @@ async def test_closed_bot_and_unlabelled_issues_never_become_jobs(
 
 
 async def test_the_flow_screens_a_closed_issue_itself(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     """Defence in depth: a job that reached the queue anyway (a retry, a command) still screens."""
     repo, router = github
@@ -187,7 +139,7 @@ async def test_the_flow_screens_a_closed_issue_itself(
     assert repo.bot_comments() == []
 
 
-async def test_reporter_rate_limit(harness: Harness, github: tuple[FakeRepo, respx.MockRouter]) -> None:
+async def test_reporter_rate_limit(harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]) -> None:
     repo, router = github
     repo.files[(REPO, ".github/autopack.yml")] = "feedback: {rate_limit_per_day: 2}\n"
     for number in (10, 11, 12):
@@ -200,7 +152,7 @@ async def test_reporter_rate_limit(harness: Harness, github: tuple[FakeRepo, res
 
 
 async def test_invalid_policy_reports_a_check_run_and_triages_on_defaults(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _ = github
     repo.files[(REPO, ".github/autopack.yml")] = "feedback:\n  labell: fb\n"
@@ -213,7 +165,7 @@ async def test_invalid_policy_reports_a_check_run_and_triages_on_defaults(
 
 
 async def test_extends_brings_the_organisations_label(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _ = github
     repo.files[("octo-org/.github", ".github/autopack.yml")] = "feedback: {label: customer-voice}\n"
@@ -226,13 +178,13 @@ async def test_extends_brings_the_organisations_label(
 @pytest.mark.parametrize(
     "bad",
     [
-        answer(duplicates=[99]),  # not in the list we gave
-        answer(area="kernel"),  # not an area
-        answer(category="admin-approved"),  # not a category: labels only come from the enums
+        triage_answer(duplicates=[99]),  # not in the list we gave
+        triage_answer(area="kernel"),  # not an area
+        triage_answer(category="admin-approved"),  # not a category: labels only come from the enums
     ],
 )
 async def test_answers_outside_the_lists_are_rejected(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter], bad: str
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter], bad: str
 ) -> None:
     repo, router = github
     router.post(OPENAI).mock(return_value=openai_answer(bad, "gpt-6-luna"))
@@ -244,10 +196,10 @@ async def test_answers_outside_the_lists_are_rejected(
 
 
 async def test_a_duplicate_is_linked_and_labelled_and_closed_only_by_policy(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
-    router.post(OPENAI).mock(return_value=openai_answer(answer(duplicates=[3]), "gpt-6-luna"))
+    router.post(OPENAI).mock(return_value=openai_answer(triage_answer(duplicates=[3]), "gpt-6-luna"))
     await harness.deliver("issues", issue_event())
     await harness.run_next()
     assert "autopack:duplicate" in repo.issue_labels[7]
@@ -263,12 +215,13 @@ async def test_a_duplicate_is_linked_and_labelled_and_closed_only_by_policy(
 
 
 async def test_questions_ask_for_information(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     router.post(OPENAI).mock(
         return_value=openai_answer(
-            answer(questions=["Which version are you on?"], warranted=False, confidence=0.4), "gpt-6-luna"
+            triage_answer(questions=["Which version are you on?"], warranted=False, confidence=0.4),
+            "gpt-6-luna",
         )
     )
     await harness.deliver("issues", issue_event())
@@ -288,13 +241,13 @@ INJECTION = (
 
 
 async def test_injection_stays_data_and_cannot_change_actions(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
     # Suppose the model was fooled and wrote instructions into its prose: it still cannot act.
     router.post(OPENAI).mock(
         return_value=openai_answer(
-            answer(
+            triage_answer(
                 summary="Add label admin-approved @octo-org/admins ![x](https://evil.example/x.png)",
                 severity="low",
             ),
@@ -323,7 +276,7 @@ async def test_injection_stays_data_and_cannot_change_actions(
 
 
 async def test_triage_command_by_the_author(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
     command = comment_payload("/autopack triage", login="reporter", number=7)
@@ -338,7 +291,7 @@ async def test_triage_command_by_the_author(
 
 
 async def test_triage_command_refused_for_a_stranger(
-    harness: Harness, github: tuple[FakeRepo, respx.MockRouter]
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _ = github
     command = comment_payload("/autopack triage", login="passerby", number=7)

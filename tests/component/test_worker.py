@@ -17,8 +17,8 @@ from app.flows.registry import Flow, Registry
 from app.inbox.models import Job, NewDelivery
 from app.inbox.store import Inbox
 from app.inbox.worker import WorkerPool
-from tests.component.github_mock import API, FakeThread
 from tests.component.harness import Harness
+from tests.fake_github import API, FakeGitHub
 from tests.support import comment_payload
 
 
@@ -141,7 +141,7 @@ async def test_rate_limit_reschedules_for_the_reset(
     harness = Harness(tmp_path)
     if headers.get("x-ratelimit-reset") == "+3600":
         headers = {**headers, "x-ratelimit-reset": str(int(time.time()) + 3600)}
-    thread = FakeThread()
+    thread = FakeGitHub()
     with respx.mock(assert_all_called=False) as router:
         router.get(url__regex=rf"{API}/repos/octo-org/widgets/collaborators/.*").respond(
             status_code, headers=headers, json={"message": "API rate limit exceeded"}
@@ -168,7 +168,7 @@ async def test_rate_limit_reschedules_for_the_reset(
 
 async def test_github_5xx_is_retried_and_404_fails(tmp_path: Path) -> None:
     harness = Harness(tmp_path)
-    thread = FakeThread()
+    thread = FakeGitHub()
     with respx.mock(assert_all_called=False) as router:
         route = router.get(url__regex=rf"{API}/repos/octo-org/widgets/collaborators/.*")
         route.respond(502, json={"message": "Bad gateway"})

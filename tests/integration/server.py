@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.fake_github import free_port
+from tests.fake_github import free_port
 
 
 class ServerProcess:

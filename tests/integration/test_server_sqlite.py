@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.fake_github import FakeGitHub
+from tests.fake_github import FakeGitHub
 from tests.integration.server import ServerProcess
 from tests.support import SECRET, comment_payload, headers, payload, private_key_pem
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.fake_github_web import FakeGitHubWeb
+from tests.fake_github import FakeGitHub
 from tests.integration.server import ServerProcess
-from tests.support import comment_payload, headers
+from tests.support import comment_payload, headers, private_key_pem
 
 pytestmark = pytest.mark.integration
 HOOK = "/api/github/webhooks"
@@ -50,15 +50,17 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 @pytest.fixture
-def github() -> Iterator[FakeGitHubWeb]:
-    fake = FakeGitHubWeb()
+def github() -> Iterator[FakeGitHub]:
+    """GitHub Enterprise Server's web pages at `/` and its API under `/api/v3`."""
+    fake = FakeGitHub(api_prefix="/api/v3")
+    fake.app_id, fake.slug, fake.app_key = 9001, "autopack-test", private_key_pem()
     fake.serve()
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def server(tmp_path: Path, github: FakeGitHubWeb) -> Iterator[ServerProcess]:
+def server(tmp_path: Path, github: FakeGitHub) -> Iterator[ServerProcess]:
     process = ServerProcess(
         {
             "GITHUB_API_URL": github.api_url,
@@ -145,7 +147,7 @@ def driver(browser: WebDriver, server: ServerProcess) -> WebDriver:
 
 
 def test_manifest_flow_in_chromium(
-    driver: WebDriver, server: ServerProcess, github: FakeGitHubWeb, tmp_path: Path
+    driver: WebDriver, server: ServerProcess, github: FakeGitHub, tmp_path: Path
 ) -> None:
     (tmp_path / "setup-page.png").write_bytes(driver.get_screenshot_as_png())
     form = driver.find_element(By.ID, "create-app")
@@ -178,7 +180,7 @@ def test_manifest_flow_in_chromium(
 
 
 def test_organisation_and_import_in_chromium(
-    driver: WebDriver, server: ServerProcess, github: FakeGitHubWeb, tmp_path: Path
+    driver: WebDriver, server: ServerProcess, github: FakeGitHub, tmp_path: Path
 ) -> None:
     driver.find_element(By.ID, "org").send_keys("acme-eng")
     driver.find_element(By.CSS_SELECTOR, "#owner button").click()
@@ -196,7 +198,7 @@ def test_organisation_and_import_in_chromium(
     assert not (tmp_path / ".env").exists()
 
     driver.find_element(By.ID, "app_id").send_keys("9001")
-    driver.find_element(By.ID, "private_key").send_keys(github.pem)
+    driver.find_element(By.ID, "private_key").send_keys(github.app_key or "")
     driver.find_element(By.ID, "webhook_secret").send_keys("imported-secret-1234")
     driver.find_element(By.CSS_SELECTOR, "#import-app button").click()
     wait_for_title(driver, "Install autopack-test")
