@@ -435,10 +435,50 @@ def check_config(path: Path | None, strict: bool) -> None:
             )
         instead = f"; replace with {info.replacement}" if info.replacement else ""
         click.echo(f"warning: {where}: {model} is {status}{when}{instead}")
+    warnings += _print_answer_schemas(routing, catalogue, bool(settings.openai_base_url))
     name = str(source) if source else "built-in routing"
     click.echo(f"{name}: valid, {len(routing.named_models())} model references, {warnings} warning(s)")
     if strict and warnings:
         sys.exit(1)
+
+
+def _print_answer_schemas(routing: Any, catalogue: Any, compatible_server: bool) -> int:
+    """Which answer schemas each model will receive, in which provider dialect; a model whose
+    dialect is unknown (not in the catalogue) is flagged. Returns the number of flags."""
+    from app.flows.answer_schemas import ROLE_SCHEMAS, role_of
+    from app.llm.dialects import dialect_for
+
+    roles: dict[str, list[str]] = {}
+    stand_ins: list[tuple[str, str]] = []  # (model, the model it stands in for)
+    for where, model in routing.named_models():
+        role = role_of(where)
+        if role is not None:
+            roles.setdefault(model, []).append(role)
+        else:  # fallbacks.<primary>[i] and cheaper.<model> answer whatever their model is asked
+            stand_ins.append((model, where.split(".", 1)[1].split("[", 1)[0]))
+    for model, primary in stand_ins:
+        roles.setdefault(model, []).extend(roles.get(primary, []))
+    schemas: dict[str, list[str]] = {}
+    for model, its_roles in roles.items():
+        listed = schemas.setdefault(model, [])
+        listed.extend(n for role in its_roles for n in ROLE_SCHEMAS[role] if n not in listed)
+    flags = 0
+    click.echo("answers by model (provider dialect):")
+    for model, names in schemas.items():
+        info = catalogue.get(model)
+        provider = info.provider if info else routing.providers.get(model)
+        structured = info.structured_output if info else "json_schema"
+        dialect = dialect_for(str(provider), structured, compatible_server)
+        if info is None or dialect is None:
+            flags += 1
+            assumed = dialect.name if dialect else "none"
+            click.echo(
+                f"warning: {model}: structured-output dialect unknown (not in the catalogue); "
+                f"assumed {assumed}. Add it to the catalogue with its structured_output."
+            )
+        label = dialect.name if dialect else "unknown"
+        click.echo(f"  {model} ({label}): {', '.join(names)}")
+    return flags
 
 
 def _is_policy_file(path: Path) -> bool:

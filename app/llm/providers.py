@@ -93,6 +93,9 @@ class OpenAIProvider:
     def __init__(self, api_key: str | None, base_url: str | None, timeout: float) -> None:
         import openai
 
+        # Another server speaking OpenAI's API (vLLM, Ollama, LM Studio): its structured output
+        # enforces a different subset of JSON Schema (app.llm.dialects).
+        self.compatible_server = bool(base_url) and "api.openai.com" not in str(base_url)
         self._client = openai.AsyncOpenAI(
             api_key=api_key or "unset", base_url=base_url, timeout=timeout, max_retries=1
         )

@@ -13,22 +13,26 @@ requested type, or a typed failure.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from openai.lib._pydantic import to_strict_json_schema
 from pydantic import BaseModel, ValidationError
 
 from app import metrics
 from app.errors import PermanentError
+from app.llm import dialects
 from app.llm import prompt as prompts
 from app.llm.config import Catalogue, Complexity, Routing
+from app.llm.dialects import DIALECTS, Dialect, dialect_for
 from app.llm.ledger import BudgetExceeded, CallMeta, Caps, Ledger
 from app.llm.providers import Message, Provider, ProviderError, RawAnswer, StructuredRequest
 from app.llm.router import Candidate, Role, Route, route
 from app.llm.tokens import counter_for
+from app.llm.tolerance import Adjustment, tolerate
 from app.logs import get_logger
 
 log = get_logger("autopack.llm")
@@ -79,46 +83,34 @@ class Answer(Generic[T]):
     prompt: prompts.Prompt
 
 
-# Constraints that providers' strict structured-output modes reject or ignore. They are removed from
-# the schema sent to the provider (which then shapes the answer) and enforced by our own validation,
-# whose errors go back to the model in the repair round.
-_VALIDATION_ONLY = frozenset(
-    {
-        "maxLength",
-        "minLength",
-        "pattern",
-        "format",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "default",
-        "title",
-    }
-)
+def provider_schema(schema: type[BaseModel], dialect: Dialect | None = None) -> dict[str, Any]:
+    """The schema a provider is given: strict shape, the constraints its dialect enforces as
+    keywords and the others in words (`app.llm.dialects`)."""
+    return dialects.render(schema, dialect or DIALECTS["openai-strict"])
 
 
-def provider_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """The strict JSON schema a provider is given: every field required, no extra keys."""
+@functools.lru_cache(maxsize=256)
+def _full_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    return schema.model_json_schema()
 
-    def strip(node: Any) -> Any:
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        if not isinstance(node, dict):
-            return node
-        result = {}
-        for key, value in node.items():
-            if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
-                result[key] = {name: strip(sub) for name, sub in value.items()}  # names, not keywords
-            elif key not in _VALIDATION_ONLY:
-                result[key] = strip(value)
-        return result
 
-    return dict(strip(to_strict_json_schema(schema)))
+def accept(schema: type[T], text: str) -> tuple[T, list[Adjustment]]:
+    """The validated answer, after fixing the slips that are safe to fix (`app.llm.tolerance`).
+    Raises ValidationError for anything that changes meaning: a repair round follows."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return schema.model_validate_json(text), []  # raises, with pydantic's JSON error
+    data, adjustments = tolerate(data, _full_schema(schema))
+    return schema.model_validate(data), adjustments
+
+
+def broken_rules(exc: ValidationError) -> list[str]:
+    """ "field: rule" for each error, for logs: the fields and the rules, never the values."""
+    return [
+        f"{'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['type']}"
+        for error in exc.errors()[:12]
+    ]
 
 
 def _errors(exc: ValidationError) -> str:
@@ -240,7 +232,6 @@ class LLM:
             metrics.LLM_SKIPPED.labels(skip.model, skip.reason.split(" on ")[0]).inc()
             log.warning("model skipped", model=skip.model, reason=skip.reason, task=call.task, role=role)
         notes = list(chosen.notes) + [f"{s.model} skipped: {s.reason}" for s in chosen.skipped]
-        json_schema = provider_schema(schema)
         failures: list[str] = []  # calls that were made and failed
         missing: list[str] = []  # providers without credentials
         refusal: BudgetExceeded | None = None
@@ -252,7 +243,6 @@ class LLM:
             try:
                 answer = await self._attempt(
                     schema,
-                    json_schema,
                     provider,
                     candidate,
                     template,
@@ -286,7 +276,6 @@ class LLM:
     async def _attempt(
         self,
         schema: type[T],
-        json_schema: dict[str, Any],
         provider: Provider,
         candidate: Candidate,
         template: str,
@@ -298,6 +287,11 @@ class LLM:
         notes: list[str],
     ) -> Answer[T]:
         info = candidate.info
+        structured_output = info.structured_output if info else "json_schema"
+        dialect = dialect_for(
+            candidate.provider, structured_output, getattr(provider, "compatible_server", False)
+        )
+        json_schema = provider_schema(schema, dialect or DIALECTS["openai-compatible"])
         context = info.context if info else DEFAULT_CONTEXT
         output = min(max_output, info.max_output if info else max_output)
         budget = min(TASK_INPUT_BUDGET.get(call.task, 12_000), context - output)
@@ -327,20 +321,22 @@ class LLM:
                         schema_name=schema.__name__,
                         schema=json_schema,
                         max_output=output,
-                        structured_output=info.structured_output if info else "json_schema",
+                        structured_output=structured_output,
                     )
                 )
                 answered_by = raw.model
                 self._count(spent, raw, candidate, call.task)
                 try:
-                    value = schema.model_validate_json(raw.text)
+                    value, adjustments = accept(schema, raw.text)
                 except ValidationError as exc:
                     metrics.LLM_INVALID.labels(candidate.model, str(round_ == 1).lower()).inc()
                     log.warning(
                         "answer does not fit its schema",
                         model=candidate.model,
+                        schema=schema.__name__,
                         round=round_,
                         errors=exc.error_count(),
+                        broken=broken_rules(exc),
                     )
                     if round_ == 1:
                         outcome = "invalid"
@@ -351,6 +347,13 @@ class LLM:
                     repair = prompts.template("repair").format(errors=_errors(exc))
                     messages = [*messages, Message("assistant", raw.text[:20_000]), Message("user", repair)]
                     continue
+                if adjustments:
+                    log.info(
+                        "answer tolerated",
+                        model=candidate.model,
+                        schema=schema.__name__,
+                        fixed=[f"{a.field}: {a.rule}" for a in adjustments],
+                    )
                 outcome = "ok"
                 cost = info.cost(*spent) if info else 0.0
                 if candidate.why != "primary":

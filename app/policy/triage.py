@@ -109,8 +109,8 @@ def analysis_schema(areas: list[str], open_numbers: list[int]) -> type[TriageBas
     duplicates: Any
     if open_numbers:
         duplicates = (list[literal.__getitem__(tuple(open_numbers))], Field(max_length=5))  # type: ignore[misc]
-    else:
-        duplicates = (list[int], Field(max_length=0))
+    else:  # no candidates: the field has no possible value, and providers are not even shown it
+        duplicates = (list[int], Field(default_factory=list, max_length=0))
     model: type[TriageBase] = create_model(
         "TriageAnalysis", __base__=TriageBase, area=(area_type, ...), duplicates=duplicates
     )

@@ -42,6 +42,34 @@ def test_check_config_builtin_is_clean(app_env: dict[str, str]) -> None:
     assert "0 warning(s)" in result.output
 
 
+def test_check_config_shows_the_schemas_each_model_receives_in_its_dialect(
+    app_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(main, ["check-config"], env=app_env)
+    lines = result.output.splitlines()
+    assert "  gpt-6.2-astra (openai-strict): ChangeSet, Revision, AuditAnswer" in lines
+    assert any(line.startswith("  claude-opus-5-5 (anthropic-output-format): AuditAnswer") for line in lines)
+    compatible = CliRunner().invoke(
+        main, ["check-config"], env={**app_env, "OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}
+    )
+    assert "  gpt-6.2-astra (openai-compatible): ChangeSet, Revision, AuditAnswer" in compatible.output
+    local = tmp_path / "models.yaml"
+    local.write_text(
+        "complexity_models:\n"
+        "  low: {builder: llama-4-local, auditor: claude-haiku-5-5}\n"
+        "  medium: {builder: llama-4-local, auditor: claude-haiku-5-5}\n"
+        "  high: {builder: llama-4-local, auditor: claude-haiku-5-5}\n"
+        "providers: {llama-4-local: openai}\n"
+    )
+    flagged = CliRunner().invoke(main, ["check-config", "--strict", str(local)], env=app_env)
+    assert (
+        "warning: llama-4-local: structured-output dialect unknown (not in the catalogue); "
+        "assumed openai-strict. Add it to the catalogue with its structured_output."
+    ) in flagged.output
+    assert "  llama-4-local (openai-strict): ChangeSet, Revision" in flagged.output
+    assert flagged.exit_code == 1  # --strict: a flag is a warning
+
+
 def test_check_config_names_the_bad_key(app_env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "models.yaml"
     bad.write_text(ASSESSMENT.read_text().replace("secondary_auditor", "secondary_audtor"))

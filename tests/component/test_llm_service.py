@@ -399,7 +399,8 @@ async def test_metrics_count_tokens_cost_and_fallbacks(ledger: Ledger, http: res
     )
 
 
-def test_provider_schema_drops_constraints_but_keeps_fields() -> None:
+def test_provider_schema_keeps_fields_and_states_what_the_dialect_does_not_enforce() -> None:
+    from app.llm.dialects import DIALECTS
     from app.llm.service import provider_schema
 
     class Inner(BaseModel):
@@ -410,25 +411,48 @@ def test_provider_schema_drops_constraints_but_keeps_fields() -> None:
         score: float = Field(ge=0, le=1)
         inner: Inner
 
-    schema = provider_schema(Outer)
-    assert set(schema["properties"]) == {"title", "score", "inner"}
-    assert schema["required"] == ["title", "score", "inner"]
-    assert schema["additionalProperties"] is False
-    assert "maxLength" not in json.dumps(schema)
-    assert "maximum" not in json.dumps(schema)
-    assert "pattern" in json.dumps(schema["$defs"]["Inner"]["properties"])
+    openai = provider_schema(Outer, DIALECTS["openai-strict"])
+    assert set(openai["properties"]) == {"title", "score", "inner"}
+    assert openai["required"] == ["title", "score", "inner"]
+    assert openai["additionalProperties"] is False
+    assert "maxLength" not in json.dumps(openai)  # OpenAI's strict mode does not enforce it: words
+    assert openai["properties"]["title"]["description"] == "At most 5 characters."
+    assert (openai["properties"]["score"]["minimum"], openai["properties"]["score"]["maximum"]) == (0, 1)
+    assert "pattern" in json.dumps(openai["$defs"]["Inner"]["properties"])
+    anthropic = provider_schema(Outer, DIALECTS["anthropic-output-format"])
+    assert "maximum" not in json.dumps(anthropic)  # Anthropic refuses it with a 400: words instead
+    assert anthropic["properties"]["score"]["description"] == "0 to 1."
 
 
-async def test_constraints_are_enforced_locally_with_a_repair(ledger: Ledger, http: respx.MockRouter) -> None:
-    too_long = json.dumps({"category": "bug", "summary": "x" * 401, "confidence": 0.5})
+async def test_an_over_long_answer_is_cut_without_a_second_call(
+    ledger: Ledger, http: respx.MockRouter
+) -> None:
+    text = "Saving crashes " * 40
+    too_long = json.dumps({"category": "bug", "summary": text, "confidence": 0.5})
+    route = http.post(OPENAI).mock(side_effect=[openai_answer(too_long, "gpt-6.2-sol")])
+    answer = await ask(make_llm(ledger))
+    assert route.call_count == 1
+    summary = answer.value.summary
+    assert len(summary) <= 400
+    assert summary.endswith("…")
+    assert text.startswith(summary[:-1])
+    assert text[len(summary) - 1] == " "  # cut at a word boundary
+    sent = body(route.calls[0])["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["summary"]["description"] == "At most 400 characters."
+
+
+async def test_an_invented_enum_value_goes_to_the_repair_round(
+    ledger: Ledger, http: respx.MockRouter
+) -> None:
+    invented = json.dumps({"category": "regression", "summary": "Saving crashes.", "confidence": 0.5})
     route = http.post(OPENAI).mock(
-        side_effect=[openai_answer(too_long, "gpt-6.2-sol"), openai_answer(GOOD, "gpt-6.2-sol")]
+        side_effect=[openai_answer(invented, "gpt-6.2-sol"), openai_answer(GOOD, "gpt-6.2-sol")]
     )
     answer = await ask(make_llm(ledger))
-    assert answer.value.summary == "Saving crashes."
-    assert "maxLength" not in json.dumps(body(route.calls[0])["response_format"])
+    assert answer.value.category == "bug"
+    assert route.call_count == 2
     assert (
-        "summary: String should have at most 400 characters"
+        "category: Input should be 'bug', 'feature' or 'question'"
         in body(route.calls[1])["messages"][-1]["content"]
     )
 

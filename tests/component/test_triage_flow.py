@@ -60,6 +60,34 @@ async def test_first_triage(harness: Harness, github: tuple[FakeGitHub, respx.Mo
     assert rows == [{"outcome": "ok", "task": "triage", "role": "analyst"}]
 
 
+async def test_no_open_feedback_a_provider_answering_within_its_schema_gets_it_right_first_time(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """No candidates to compare with: the schema leaves `duplicates` out, so a provider answering
+    exactly within what it was sent (any listed field filled, strings at their stated length) is
+    accepted in one call. Before, it was sent `duplicates: array of integer`, answered [1], and was
+    rejected ("at most 0 items") for a rule it never saw."""
+    repo, router = github
+    repo.open_issues = []
+
+    def within_the_sent_schema(request: Any) -> Any:
+        schema = json.loads(request.content)["response_format"]["json_schema"]["schema"]
+        answer = json.loads(triage_answer())
+        answer.pop("duplicates")
+        if "duplicates" in schema["properties"]:
+            answer["duplicates"] = [1]
+        answer["summary"] = "word " * 120  # 600 characters: "at most 600 characters", stated
+        assert "(at most 600 characters)" in schema["properties"]["summary"]["description"]
+        return openai_answer(json.dumps(answer), "gpt-6-luna")
+
+    route = router.post(OPENAI).mock(side_effect=within_the_sent_schema)
+    await harness.deliver("issues", issue_event())
+    await harness.run_next()
+    assert route.call_count == 1  # no repair round
+    (comment,) = repo.bot_comments()
+    assert "Possibly a duplicate" not in comment["body"]
+
+
 async def test_same_delivery_twice_triages_once(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
