@@ -64,6 +64,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", _REPO + r"/pulls/(?P<n>\d+)/commits", "_commits"),
     ("GET", _REPO + r"/pulls/(?P<n>\d+)/reviews(?:\?|$)", "_reviews"),
     ("POST", _REPO + r"/pulls/(?P<n>\d+)/reviews$", "_review"),
+    ("PUT", _REPO + r"/pulls/(?P<n>\d+)/reviews/(?P<rid>\d+)/dismissals$", "_dismiss"),
     ("GET", _REPO + r"/git/trees/(?P<sha>\w+)", "_get_tree"),
     ("POST", _REPO + r"/git/trees$", "_create_tree"),
     ("POST", _REPO + r"/git/commits$", "_create_commit"),
@@ -74,7 +75,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("PATCH", _REPO + r"/pulls/(?P<n>\d+)$", "_update_pull"),
     ("POST", _REPO + r"/pulls/(?P<n>\d+)/requested_reviewers", "_request_reviewers"),
     ("GET", _REPO + r"/pulls/(?P<n>\d+)/reviews/(?P<rid>\d+)/comments", "_review_comments"),
-    ("GET", _REPO + r"/commits/(?P<sha>\w+)/status$", "_status"),
+    ("GET", _REPO + r"/commits/(?P<sha>\w+)/status(?:\?|$)", "_status"),
     ("GET", _REPO + r"/check-runs/(?P<rid>\d+)/annotations", "_annotations"),
     ("GET", _REPO + r"/check-runs/(?P<rid>\d+)$", "_get_run"),
     ("POST", r"/graphql$", "_graphql"),
@@ -186,7 +187,9 @@ class FakeGitHub:
         self.deleted_branches: list[str] = []
         self.pr_commits: dict[int, list[dict[str, Any]]] = {}
         self.auto_merge_allowed = True
-        self.auto_merge: list[dict[str, Any]] = []
+        self.auto_merge: list[dict[str, Any]] = []  # enablePullRequestAutoMerge variables, in order
+        self.auto_merge_disabled: list[str] = []  # node ids
+        self.dismissals: list[dict[str, Any]] = []
         self.code_search: dict[str, list[str]] = {}  # package → paths that mention it
         self.compares: dict[str, list[dict[str, Any]]] = {}  # "base...head" → files
         self.commit_file_lists: dict[str, list[dict[str, Any]]] = {}  # sha → files
@@ -426,7 +429,10 @@ class FakeGitHub:
 
     def _list_runs(self, request: httpx.Request, full: str, sha: str) -> httpx.Response:
         runs = [r for r in self.check_runs if r.get("head_sha") in (sha, self.head)] + self.ci.get(sha, [])
-        return httpx.Response(200, json={"total_count": len(runs), "check_runs": runs})
+        page = int(request.url.params.get("page", "1"))
+        per = int(request.url.params.get("per_page", "30"))
+        shown = runs[(page - 1) * per : page * per]
+        return httpx.Response(200, json={"total_count": len(runs), "check_runs": shown})
 
     def _page(self, request: httpx.Request, items: list[dict[str, Any]]) -> httpx.Response:
         page = int(request.url.params.get("page", "1"))
@@ -455,6 +461,15 @@ class FakeGitHub:
         )
         self.reviews.setdefault(int(n), []).append(review)
         return httpx.Response(200, json=review)
+
+    def _dismiss(self, request: httpx.Request, full: str, n: str, rid: str) -> httpx.Response:
+        data = _body(request)
+        self.dismissals.append({"number": int(n), "review_id": int(rid), **data})
+        for review in self.reviews.get(int(n), []):
+            if review["id"] == int(rid):
+                review["state"] = "DISMISSED"
+                return httpx.Response(200, json=review)
+        return httpx.Response(404, json={"message": "Not Found"})
 
     def _update_run(self, request: httpx.Request, full: str, rid: str) -> httpx.Response:
         self.check_updates.append({"id": int(rid), **_body(request)})
@@ -579,8 +594,23 @@ class FakeGitHub:
                     },
                 )
             self.auto_merge.append(variables)
+            for pull in self.pulls.values():
+                if pull.get("node_id") == variables["id"]:
+                    pull["auto_merge"] = {
+                        "enabled_by": {"login": "autopack[bot]", "type": "Bot"},
+                        "merge_method": variables["method"].lower(),
+                        "expected_head": variables.get("head"),
+                    }
             return httpx.Response(
                 200, json={"data": {"enablePullRequestAutoMerge": {"clientMutationId": None}}}
+            )
+        if "disablePullRequestAutoMerge" in query:
+            self.auto_merge_disabled.append(variables["id"])
+            for pull in self.pulls.values():
+                if pull.get("node_id") == variables["id"]:
+                    pull["auto_merge"] = None
+            return httpx.Response(
+                200, json={"data": {"disablePullRequestAutoMerge": {"clientMutationId": None}}}
             )
         if "markPullRequestReadyForReview" in query:
             self.ready.append(variables["id"])

@@ -1,16 +1,22 @@
 """Dependabot pull requests: opened / synchronize / reopened, and CI completing on their branches.
 
-authenticity from GitHub's data (author App, branch, every commit's author, no `.github/` change;
-otherwise the PR is a normal PR and nothing here acts) → the update's metadata → the repository's
-`dependabot` policy → within policy: approve the head and enable auto-merge, or merge with
-`sha=<head>` once every required check is green (a failing check gets a short note, never a merge);
-outside policy: `autopack:needs-review`, and for majors, critical packages and security updates an
-AI risk summary of the release notes and the manifest diff (once per set of versions). One marked
-comment per PR states the decision and the rule, edited on every re-evaluation.
+The PR as it is now → authenticity from GitHub's data (author App, branch, every commit authored by
+Dependabot and committed and signed by GitHub, no `.github/` change; otherwise it is a normal PR)
+→ the update's metadata → the repository's `dependabot` policy → within policy, bound to the head
+just judged: approve it, and merge with `sha=<head>` once every check is green, or let GitHub merge
+it (auto-merge with `expectedHeadOid=<head>`) when the branch's required checks are known. No
+check at all is "not yet", never green: after `dependabot.ci_timeout_minutes` without one, a human
+decides. Outside policy: `autopack:needs-review`, and for majors, critical packages and security
+updates an AI risk summary of the release notes and the manifest diff (once per set of versions).
+
+When a later evaluation finds that the PR no longer qualifies (a foreign commit, a `.github/`
+change, a failing check, a policy change), Autopack disables the auto-merge it enabled and dismisses
+its own approval, with the reason. One marked comment per PR says all of it, edited in place.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -38,9 +44,6 @@ _LABELS = {
         "autopack:needs-review", "fbca04", "Autopack will not merge this by itself: a human decides"
     ),
 }
-_ENABLE_AUTO_MERGE = """mutation($id: ID!, $method: PullRequestMergeMethod!) {
-  enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: $method}) { clientMutationId }
-}"""
 SUMMARY_INPUT = 6_000  # tokens of release notes and manifest diff
 
 
@@ -83,18 +86,25 @@ async def on_ci(ctx: FlowContext) -> None:
 async def handle(ctx: FlowContext) -> None:
     repo = await ctx.repo()
     rules = (await ctx.policy()).policy
-    if not rules.dependabot.enabled:
-        return
-    pr = ctx.payload.get("pull_request") or await repo.pull(int(ctx.payload["number"]))
+    number = int((ctx.payload.get("pull_request") or {}).get("number") or ctx.payload["number"])
+    pr = await repo.pull(number)  # now, not as the event saw it: the head judged is the head bound
     if pr.get("state") != "open":
         return
-    number = int(pr["number"])
     commits = await repo.pull_commits(number)
     files = await repo.pull_files(number)
+    head = str(pr["head"]["sha"])
+    if commits and str(commits[-1].get("sha") or "") != head:
+        ctx.log.info("the head moved while reading the pull request; its event decides", pr=number)
+        return
     verdict = policy.authentic(pr, commits, files)
     if not verdict.genuine:
         DEPENDABOT.labels("not_genuine").inc()
         ctx.log.warning("not treated as Dependabot", pr=number, reason=verdict.reason)
+        withdrew = rules.dependabot.enabled and await _withdraw(ctx, repo, pr, verdict.reason)
+        if withdrew:
+            await repo.upsert_comment(number, "dependabot", policy.render_withdrawn(head, verdict.reason))
+        return
+    if not rules.dependabot.enabled:
         return
     message = next(
         (
@@ -115,7 +125,12 @@ async def handle(ctx: FlowContext) -> None:
     summary, model = None, None
     if decision.summarise and ctx.llm is not None:
         summary, model = await _summary(ctx, repo, pr, update, files)
-    state = await _act(ctx, repo, pr, decision, rules) if decision.auto_merge else "waiting for a human"
+    if decision.auto_merge:
+        state = await _act(ctx, repo, pr, commits, rules)
+    else:
+        state = "waiting for a human"
+        if await _withdraw(ctx, repo, pr, f"outside this repository's policy: {decision.rule}"):
+            state += "; Autopack withdrew its approval and auto-merge"
     DEPENDABOT.labels("auto_merge" if decision.auto_merge else "needs_review").inc()
     ctx.log.info("dependabot update", pr=number, level=update.level, auto=decision.auto_merge, state=state)
     await repo.upsert_comment(
@@ -124,29 +139,38 @@ async def handle(ctx: FlowContext) -> None:
 
 
 async def _act(
-    ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], decision: policy.Decision, rules: RepoPolicy
+    ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], commits: list[dict[str, Any]], rules: RepoPolicy
 ) -> str:
-    """Within policy: approve and merge once the required checks are green. Returns the state."""
+    """Within policy: approve the judged head and merge it once its checks are green, bound to that
+    head (`sha` on merge, `expectedHeadOid` on auto-merge). Returns the state for the comment."""
     number, head = int(pr["number"]), str(pr["head"]["sha"])
     runs, statuses = await git.ci_for(repo, head)
+    required = await git.required_checks(repo, str(pr["base"]["ref"]))
     ci = ci_state(
         checks_from(runs, statuses, own_app_id=ctx.settings.app_id),
-        await git.required_checks(repo, str(pr["base"]["ref"])),
+        required,
+        no_ci_expected=not rules.dependabot.require_checks,
     )
     if ci.failed:
-        return f"not merged: failing checks: {', '.join(ci.failed)}"
+        failing = ", ".join(ci.failed)
+        withdrew = await _withdraw(ctx, repo, pr, f"failing checks on `{head[:7]}`: {failing}")
+        return f"not merged: failing checks: {failing}" + ("; approval withdrawn" if withdrew else "")
+    if ci.none_yet:
+        return await _no_checks_yet(ctx, repo, pr, commits, rules)
     await _approve(repo, number, head)
-    pending = ci.pending
-    if pending:
-        if pr.get("node_id"):
+    if ci.pending:
+        # GitHub's auto-merge waits only for *required* checks: with none known, Autopack merges
+        # itself when every check is green (CI events bring it back here).
+        if required is not None and pr.get("node_id"):
             try:
-                await repo.gh.async_graphql(
-                    _ENABLE_AUTO_MERGE, {"id": pr["node_id"], "method": rules.merge.method.upper()}
+                await git.enable_auto_merge(repo, str(pr["node_id"]), method=rules.merge.method, head=head)
+                return (
+                    f"approved `{head[:7]}`; GitHub merges it when the required checks pass "
+                    f"({len(ci.pending)} pending), and only while this commit is the head"
                 )
-                return f"approved; GitHub merges it when the checks pass ({len(pending)} pending)"
-            except GraphQLFailed as exc:  # auto-merge off in this repository, or already mergeable
+            except GraphQLFailed as exc:  # auto-merge off in this repository
                 ctx.log.info("auto-merge unavailable", pr=number, error=str(exc)[:200])
-        return f"approved; Autopack merges it when the checks pass ({len(pending)} pending)"
+        return f"approved `{head[:7]}`; Autopack merges it when the checks pass ({len(ci.pending)} pending)"
     try:
         await git.merge(repo, number, sha=head, method=rules.merge.method, title=str(pr.get("title") or ""))
     except RequestFailed as exc:
@@ -154,7 +178,73 @@ async def _act(
             raise
         return "approved; GitHub did not merge it yet (the head moved or it is not mergeable)"
     DEPENDABOT.labels("merged").inc()
+    if ci.total == 0:
+        return f"merged `{head[:7]}` without CI (`dependabot.require_checks` is off)"
     return f"merged `{head[:7]}` with every check green"
+
+
+async def _no_checks_yet(
+    ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], commits: list[dict[str, Any]], rules: RepoPolicy
+) -> str:
+    """No check has reported on the head: CI has not started, or the repository has none. Wait (an
+    evaluation is scheduled for the deadline), then leave it for a human; never green."""
+    number, head = int(pr["number"]), str(pr["head"]["sha"])
+    limit = rules.dependabot.ci_timeout_minutes
+    since = _committed_at(commits[-1]) if commits else None
+    now = ctx.inbox.clock()
+    deadline = (since or now) + limit * 60
+    if now < deadline:
+        await ctx.inbox.enqueue(
+            EVALUATE,
+            f"{repo.full_name}#{number}",
+            args={"installation_id": ctx.installation_id, "repository": repo.full_name, "number": number},
+            run_at=deadline + 5,
+            dedupe_key=f"dependabot-no-ci:{repo.full_name}#{number}:{head}",
+        )
+        return (
+            f"waiting for CI: no check has reported on `{head[:7]}` yet "
+            f"(a human decides after {limit} minutes without one)"
+        )
+    await repo.add_labels(number, [_LABELS["autopack:needs-review"]])
+    withdrew = await _withdraw(ctx, repo, pr, f"no CI reported on `{head[:7]}`")
+    return (
+        f"left for a human: no check reported on `{head[:7]}` within {limit} minutes "
+        "(set `dependabot.require_checks: false` to merge updates without CI)"
+        + ("; approval withdrawn" if withdrew else "")
+    )
+
+
+def _committed_at(commit: dict[str, Any]) -> float | None:
+    text = str((((commit.get("commit") or {}).get("committer")) or {}).get("date") or "")
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+async def _withdraw(ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], reason: str) -> bool:
+    """The PR no longer qualifies: disable the auto-merge Autopack enabled and dismiss its approval,
+    with the reason. True when there was anything to withdraw."""
+    number = int(pr["number"])
+    bot = await repo.bot_login()
+    withdrew = False
+    enabled_by = (((pr.get("auto_merge") or {}).get("enabled_by")) or {}).get("login") or ""
+    if enabled_by.lower() == bot.lower() and pr.get("node_id"):
+        await git.disable_auto_merge(repo, str(pr["node_id"]))
+        withdrew = True
+    mine = tuple(
+        Review(bot, "Bot", str(r.get("state") or ""), str(r.get("commit_id") or ""), int(r["id"]))
+        for r in await repo.reviews(number)
+        if ((r.get("user") or {}).get("login") or "").lower() == bot.lower()
+    )
+    current = latest_reviews(mine).get(bot.lower())
+    if current is not None and current.state.upper() == "APPROVED":
+        await git.dismiss_review(repo, number, current.order, f"Autopack: {reason}.")
+        withdrew = True
+    if withdrew:
+        DEPENDABOT.labels("withdrawn").inc()
+        ctx.log.warning("approval and auto-merge withdrawn", pr=number, reason=reason)
+    return withdrew
 
 
 async def _approve(repo: RepoClient, number: int, head: str) -> None:

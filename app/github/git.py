@@ -170,13 +170,28 @@ async def request_reviewers(repo: RepoClient, number: int, users: list[str], tea
     )
 
 
+CHECK_RUN_PAGES = 10  # 1,000 check runs on one commit: beyond any real CI
+
+
 async def ci_for(repo: RepoClient, sha: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The commit's check runs (latest of each) and its commit statuses (latest per context)."""
-    runs = await repo.gh.arequest(
-        "GET", f"/repos/{repo.full_name}/commits/{sha}/check-runs", params={"per_page": 100}
+    """The commit's check runs (latest of each, every page: a verdict read from the first 100 of
+    a large matrix could miss the one that failed) and its commit statuses (latest per context)."""
+    runs: list[dict[str, Any]] = []
+    for page in range(1, CHECK_RUN_PAGES + 1):
+        response = await repo.gh.arequest(
+            "GET",
+            f"/repos/{repo.full_name}/commits/{sha}/check-runs",
+            params={"per_page": 100, "page": page},
+        )
+        data = response.json()
+        batch = list(data.get("check_runs") or [])
+        runs += batch
+        if len(batch) < 100 or len(runs) >= int(data.get("total_count") or 0):
+            break
+    combined = await repo.gh.arequest(
+        "GET", f"/repos/{repo.full_name}/commits/{sha}/status", params={"per_page": 100}
     )
-    combined = await repo.gh.arequest("GET", f"/repos/{repo.full_name}/commits/{sha}/status")
-    return list(runs.json().get("check_runs") or []), list(combined.json().get("statuses") or [])
+    return runs, list(combined.json().get("statuses") or [])
 
 
 async def check_annotations(repo: RepoClient, check_run_id: int) -> list[dict[str, Any]]:
@@ -248,6 +263,35 @@ async def approve(repo: RepoClient, number: int, sha: str, body: str) -> None:
         "POST",
         f"/repos/{repo.full_name}/pulls/{number}/reviews",
         json={"commit_id": sha, "body": body, "event": "APPROVE"},
+    )
+
+
+_ENABLE_AUTO_MERGE = """mutation($id: ID!, $method: PullRequestMergeMethod!, $head: GitObjectID!) {
+  enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: $method, expectedHeadOid: $head}) {
+    clientMutationId
+  }
+}"""
+_DISABLE_AUTO_MERGE = """mutation($id: ID!) {
+  disablePullRequestAutoMerge(input: {pullRequestId: $id}) { clientMutationId }
+}"""
+
+
+async def enable_auto_merge(repo: RepoClient, node_id: str, *, method: str, head: str) -> None:
+    """GitHub merges the PR when its required checks pass, and only while its head is still `head`
+    (`expectedHeadOid`): a commit pushed later is never merged by this."""
+    await repo.gh.async_graphql(_ENABLE_AUTO_MERGE, {"id": node_id, "method": method.upper(), "head": head})
+
+
+async def disable_auto_merge(repo: RepoClient, node_id: str) -> None:
+    await repo.gh.async_graphql(_DISABLE_AUTO_MERGE, {"id": node_id})
+
+
+async def dismiss_review(repo: RepoClient, number: int, review_id: int, message: str) -> None:
+    """Withdraw an approval, with the reason shown on the pull request."""
+    await repo.gh.arequest(
+        "PUT",
+        f"/repos/{repo.full_name}/pulls/{number}/reviews/{review_id}/dismissals",
+        json={"message": message[:500], "event": "DISMISS"},
     )
 
 

@@ -2,13 +2,16 @@
 
 Authenticity (DESIGN §5.6) is decided from data GitHub reports about the PR, never from its text:
 the author is `dependabot[bot]` of type Bot, the head branch is in the same repository under
-`dependabot/`, every commit is authored by Dependabot, and nothing under `.github/` changes.
+`dependabot/`, and every commit is authored by Dependabot **and** committed by GitHub for it
+(`web-flow`) with a signature GitHub verified, so an author e-mail set by any pusher proves
+nothing; nothing under `.github/` changes.
 
 The update's metadata comes from the `updated-dependencies` YAML block Dependabot writes into its
 commit message, then from the title and body; the semver level is computed from the versions when
-the block lacks it, and a grouped update takes its highest level. A `0.y` → `0.z` change is a major
-one (semver §4: anything may change before 1.0). Whatever the PR's text says, only this parse and
-the repository's policy decide.
+the block lacks it, and a grouped update takes its highest level. Below 1.0.0 the code decides from
+the versions whatever the metadata says (semver §4: anything may change before 1.0): `0.y` → `0.z`
+and `0.0.x` → `0.0.y` are major. Whatever the PR's text says, only this parse and the repository's
+policy decide.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from app.policy.markdown import neutral
 from app.policy.repo_policy import Dependabot as DependabotPolicy
 
 DEPENDABOT = "dependabot[bot]"
+GITHUB_COMMITTER = "web-flow"  # GitHub commits (and signs) for Dependabot as web-flow
 Level = Literal["patch", "minor", "major", "unknown"]
 DepType = Literal["production", "development", "indirect", "unknown"]
 _LEVELS: tuple[Level, ...] = ("patch", "minor", "major", "unknown")  # ascending risk
@@ -80,11 +84,14 @@ def authentic(pr: dict[str, Any], commits: list[dict[str, Any]], files: list[dic
     if not commits:
         return Authenticity(False, "no commits listed")
     for commit in commits:
-        author = (commit.get("author") or {}).get("login")
-        if author != DEPENDABOT:
-            return Authenticity(
-                False, f"commit {str(commit.get('sha') or '')[:7]} is not authored by Dependabot"
-            )
+        sha = str(commit.get("sha") or "")[:7]
+        if (commit.get("author") or {}).get("login") != DEPENDABOT:
+            return Authenticity(False, f"commit {sha} is not authored by Dependabot")
+        if (commit.get("committer") or {}).get("login") != GITHUB_COMMITTER:
+            return Authenticity(False, f"commit {sha} was not committed by GitHub for Dependabot")
+        verification = (commit.get("commit") or {}).get("verification") or {}
+        if verification.get("verified") is not True:
+            return Authenticity(False, f"commit {sha} does not carry a signature GitHub verified")
     for changed in files:
         for path in (changed.get("filename"), changed.get("previous_filename")):
             if isinstance(path, str) and path.startswith(".github/"):
@@ -127,6 +134,29 @@ def semver_level(old: str | None, new: str | None) -> Level:
     return "patch"
 
 
+def _below_one(version: str | None) -> bool:
+    found = _VERSION.search(version or "")
+    return found is not None and int(found[1]) == 0
+
+
+def level_of(metadata: Level | None, old: str | None, new: str | None) -> Level:
+    """The level that decides: below 1.0.0 the versions' (code's) reading wins over Dependabot's
+    `update-type`, which calls 0.3 → 0.4 a minor update; elsewhere the metadata, then the versions."""
+    computed = semver_level(old, new)
+    if not (_below_one(old) or _below_one(new)):
+        return metadata or computed
+    if computed != "unknown":
+        return computed
+    found = _VERSION.search(new or "")  # the old version is not known: read the new one alone
+    if found is None:
+        return "unknown"
+    if found[2] is None or int(found[2]) == 0:
+        return "major"  # 0.0.x: every change may break
+    if metadata in ("minor", "major"):
+        return "major"  # a 0.y change
+    return metadata or "unknown"
+
+
 def _dep_type(value: object) -> DepType:
     text = str(value or "")
     if text.startswith("indirect"):
@@ -167,12 +197,12 @@ def parse(title: str, body: str, commit_message: str, branch: str) -> Update:
         name = str(item["dependency-name"])
         old, new = versions.get(name, (None, None))
         new = str(item.get("dependency-version") or new or "") or None
-        level = _level_of(item.get("update-type")) or semver_level(old, new)
+        level = level_of(_level_of(item.get("update-type")), old, new)
         dependencies.append(Dependency(name, old, new, level, _dep_type(item.get("dependency-type"))))
     known = {d.name for d in dependencies}
     for name, (old, new) in versions.items():
         if name not in known:
-            dependencies.append(Dependency(name, old, new, semver_level(old, new)))
+            dependencies.append(Dependency(name, old, new, level_of(None, old, new)))
     group = _GROUP.search(title or "")
     parts = (branch or "").split("/")
     text = f"{title}\n{body}".lower()
@@ -256,6 +286,15 @@ class RiskSummary(BaseModel):
 def versions_key(update: Update) -> str:
     """What a risk summary is about: the same versions rebased keep their summary."""
     return ";".join(sorted(f"{d.name}@{d.new}" for d in update.dependencies))[:500]
+
+
+def render_withdrawn(head: str, reason: str) -> str:
+    """The comment when a PR Autopack had approved stops being a genuine Dependabot update."""
+    return (
+        f"**Autopack dependency update:** not merged. At `{head[:7]}` this is no longer a genuine "
+        f"Dependabot update ({neutral(reason)}), so Autopack withdrew its approval and auto-merge. "
+        "A human reviews it like any other pull request."
+    )
 
 
 def render_comment(

@@ -11,8 +11,10 @@ The rules, each with a test that fails without it:
 - a dismissed review counts for nothing; a writer whose latest review requests changes blocks;
 - the person whose feedback started the PR cannot be its only approver (unless the policy allows);
 - `merge.required_approvals` distinct approvers;
-- the head's checks are green (the branch's required checks where known, otherwise all of them),
-  the audit of the head does not block, the PR is not a draft and has no merge conflict.
+- the head's checks are green (the branch's required checks where known, otherwise all of them);
+  no check at all is "not yet", never green, unless the proposal's verification found that the
+  repository has no CI;
+- the audit of the head does not block, the PR is not a draft and has no merge conflict.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class GateInput:
     bot_login: str
     required_approvals: int = 1
     reporter_can_approve: bool = False
+    no_ci: bool = False  # verification found no CI in this repository: no checks is the expected state
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,20 @@ class CiState:
     total: int
     failed: tuple[str, ...]
     pending: tuple[str, ...]  # running, or required and not reported yet
+    none_yet: bool = False  # no check has reported at all: not green, only not started
+
+    @property
+    def all_green(self) -> bool:
+        return not self.failed and not self.pending and not self.none_yet
 
 
-def ci_state(checks: Iterable[CheckResult], required: frozenset[str] | None) -> CiState:
+def ci_state(
+    checks: Iterable[CheckResult], required: frozenset[str] | None, *, no_ci_expected: bool = False
+) -> CiState:
     """The head's checks that count: the required ones where known (a required check that has not
-    reported is pending), otherwise every check that proves something."""
+    reported is pending), otherwise every check that proves something. Zero checks is "none yet"
+    (CI has not created its runs), never green, unless `no_ci_expected` says this repository has no
+    CI at all."""
     relevant = [c for c in checks if c.state != "ignored"]
     missing: list[str] = []
     if required is not None:
@@ -90,6 +102,7 @@ def ci_state(checks: Iterable[CheckResult], required: frozenset[str] | None) -> 
         total=len(relevant) + len(missing),
         failed=tuple(sorted(c.name for c in relevant if c.state == "failed")),
         pending=tuple(sorted([c.name for c in relevant if c.state == "pending"] + missing)),
+        none_yet=not relevant and not missing and not no_ci_expected,
     )
 
 
@@ -148,12 +161,14 @@ def decide(gate: GateInput) -> GateDecision:
             text += f" (earlier approvals by {', '.join(stale)} were for an older commit)"
         waits.append(text)
 
-    ci = ci_state(gate.checks, gate.required_checks)
+    ci = ci_state(gate.checks, gate.required_checks, no_ci_expected=gate.no_ci)
     green, total = ci.green, ci.total
     if ci.failed:
         blocks.append(f"failing checks: {', '.join(ci.failed)}")
     elif ci.pending:
         waits.append(f"checks {green}/{total} green")
+    elif ci.none_yet:
+        waits.append(f"CI on `{head}` (no check has reported yet)")
 
     if gate.audit == "block":
         blocks.append(f"the Autopack audit of `{head}` blocks it")

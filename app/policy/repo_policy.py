@@ -72,6 +72,10 @@ class Dependabot(_Section):
         default=["production", "development", "indirect"]
     )
     critical: list[str] = Field(default_factory=list)  # never auto-merged, always summarised
+    # No check at all is "not yet", never green: wait this long for CI, then leave it for a human.
+    # Off: a repository without CI merges updates on policy alone (a deliberate choice).
+    require_checks: bool = True
+    ci_timeout_minutes: int = Field(default=60, ge=5, le=2_880)
     security_reviewers: list[str] = Field(default_factory=list)  # requested on security updates
     security_team_reviewers: list[str] = Field(default_factory=list)
 

@@ -3,6 +3,7 @@ green, labels and AI risk summaries for what a human must decide. Real payloads,
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -45,10 +46,30 @@ SUMMARY = {
 }
 
 
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def dependabot_commit(
-    message: str = BLOCK, login: str = "dependabot[bot]", sha: str = HEAD
+    message: str = BLOCK,
+    login: str = "dependabot[bot]",
+    sha: str = HEAD,
+    *,
+    committer: str = "web-flow",
+    verified: bool = True,
 ) -> dict[str, Any]:
-    return {"sha": sha, "commit": {"message": message}, "author": {"login": login, "type": "Bot"}}
+    """A commit as GitHub lists Dependabot's: authored by dependabot[bot], committed and signed by
+    GitHub (web-flow), signature verified."""
+    return {
+        "sha": sha,
+        "commit": {
+            "message": message,
+            "committer": {"name": "GitHub", "email": "noreply@github.com", "date": _now_iso()},
+            "verification": {"verified": verified, "reason": "valid" if verified else "unsigned"},
+        },
+        "author": {"login": login, "type": "Bot" if login.endswith("[bot]") else "User"},
+        "committer": {"login": committer, "type": "User"},
+    }
 
 
 def dependabot_pr(
@@ -97,6 +118,7 @@ def setup(
         for f in (files or ["requirements.txt"])
     ]
     repo.pr_commits[number] = commits if commits is not None else [dependabot_commit()]
+    pr["head"]["sha"] = repo.pr_commits[number][-1]["sha"]  # the head is the last commit
     return number
 
 
@@ -145,7 +167,7 @@ async def test_a_genuine_patch_is_approved_and_merged_when_checks_are_green_not_
     assert repo.merges == []
     (approval,) = approvals(repo)
     assert approval["commit_id"] == HEAD
-    assert "approved; Autopack merges it when the checks pass (1 pending)" in comment(repo)
+    assert f"approved `{HEAD[:7]}`; Autopack merges it when the checks pass (1 pending)" in comment(repo)
     assert "`requests` 2.31.0 → 2.31.1 (patch)" in comment(repo)
     repo.ci[HEAD][0].update(status="completed", conclusion="success")
     await harness.deliver("check_suite", suite_event())
@@ -162,14 +184,34 @@ async def test_auto_merge_is_enabled_where_the_repository_allows_it(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, _router = github
+    repo.required_checks = ["tests"]  # GitHub's auto-merge waits only for required checks
     event = dependabot_pr()
     setup(repo, event)
     ci(repo, None)
     await harness.deliver("pull_request", event)
     await harness.run_all()
-    assert repo.auto_merge == [{"id": "PR_dep40", "method": "SQUASH"}]
-    assert "GitHub merges it when the checks pass" in comment(repo)
+    # bound to the judged head: a commit pushed later is never merged by this
+    assert repo.auto_merge == [{"id": "PR_dep40", "method": "SQUASH", "head": HEAD}]
+    assert "GitHub merges it when the required checks pass" in comment(repo)
     assert repo.merges == []
+
+
+async def test_without_required_checks_autopack_merges_itself_and_never_enables_auto_merge(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """GitHub's auto-merge with no required check would merge at once, before CI finished."""
+    repo, _router = github
+    event = dependabot_pr()
+    setup(repo, event)
+    ci(repo, None)
+    await harness.deliver("pull_request", event)
+    await harness.run_all()
+    assert repo.auto_merge == []
+    assert repo.merges == []
+    repo.ci[HEAD][0].update(status="completed", conclusion="success")
+    await harness.deliver("check_suite", suite_event())
+    await harness.run_all()
+    assert [m["sha"] for m in repo.merges] == [HEAD]
 
 
 async def test_a_major_is_labelled_and_summarised_not_approved(
@@ -368,3 +410,149 @@ async def test_injection_in_the_body_is_only_summarised(
     assert "<img" not in text
     sent = next(c for c in router.calls if c.request.url in (OPENAI, ANTHROPIC)).request.content.decode()
     assert "<<<DATA release_notes>>>" in sent
+
+
+# ---- issue 16: nothing merges that nobody checked ---------------------------------------------
+
+
+def sync_event(repo: FakeGitHub, commits: list[dict[str, Any]], number: int = 40) -> dict[str, Any]:
+    """`synchronize` after commits were pushed: the PR's head is the last one."""
+    event = dependabot_pr(action="synchronize", number=number)
+    repo.pr_commits[number] = commits
+    head = commits[-1]["sha"]
+    event["pull_request"]["head"]["sha"] = head
+    repo.pulls[number]["head"]["sha"] = head
+    return event
+
+
+async def approved_with_auto_merge(harness: Harness, repo: FakeGitHub) -> None:
+    repo.required_checks = ["tests"]
+    event = dependabot_pr()
+    setup(repo, event)
+    ci(repo, None)
+    await harness.deliver("pull_request", event)
+    await harness.run_all()
+    assert len(approvals(repo)) == 1
+    assert repo.pulls[40]["auto_merge"]["expected_head"] == HEAD
+
+
+async def test_a_foreign_commit_after_approval_withdraws_approval_and_auto_merge(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """Anyone who can push to the branch must not ride on Autopack's approval of Dependabot's commit."""
+    repo, _router = github
+    await approved_with_auto_merge(harness, repo)
+    foreign = dependabot_commit("sneak in a backdoor", login="mallory", sha="e" * 40)
+    await harness.deliver("pull_request", sync_event(repo, [dependabot_commit(), foreign]))
+    await harness.run_all()
+    assert repo.auto_merge_disabled == ["PR_dep40"]
+    assert repo.pulls[40]["auto_merge"] is None
+    ((dismissal,),) = [repo.dismissals]
+    assert dismissal["review_id"] == approvals(repo)[0]["id"]
+    assert "not authored by Dependabot" in dismissal["message"]
+    assert [r["state"] for r in repo.reviews[40]] == ["DISMISSED"]
+    assert "withdrew its approval and auto-merge" in comment(repo)
+    assert repo.merges == []
+
+
+async def test_a_forged_author_email_is_not_dependabot(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """GitHub derives `author.login` from the author e-mail, which any pusher sets. Dependabot's
+    commits are committed and signed by GitHub; a forged one is neither."""
+    repo, _router = github
+    for n, forged in enumerate(
+        (
+            dependabot_commit(committer="mallory"),  # pushed with Dependabot's e-mail as author
+            dependabot_commit(verified=False),  # no signature GitHub verified
+        )
+    ):
+        event = dependabot_pr(number=50 + n)
+        setup(repo, event, commits=[forged])
+        ci(repo, "success")
+        await harness.deliver("pull_request", event)
+    await harness.run_all()
+    assert repo.merges == []
+    assert approvals(repo, 50) == approvals(repo, 51) == []
+    assert repo.bot_comments() == []
+
+
+async def test_a_policy_change_later_withdraws_the_approval(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    router.post(OPENAI).mock(return_value=openai_answer(json.dumps(SUMMARY), "gpt-6.2-sol"))
+    router.post(ANTHROPIC).mock(return_value=anthropic_answer(SUMMARY, "claude-sonnet-5-5"))
+    await approved_with_auto_merge(harness, repo)
+    repo.files[(REPO, ".github/autopack.yml")] = "dependabot:\n  critical: [requests]\n"
+    repo.head = "c0ffee" + "1" * 34  # the policy changed in a new commit on the default branch
+    await harness.deliver("pull_request", dependabot_pr(action="reopened"))
+    await harness.run_all()
+    assert repo.auto_merge_disabled == ["PR_dep40"]
+    assert "dependabot.critical" in repo.dismissals[0]["message"]
+    assert "Autopack withdrew its approval and auto-merge" in comment(repo)
+
+
+async def test_a_check_failing_after_approval_withdraws_it(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, _router = github
+    await approved_with_auto_merge(harness, repo)
+    repo.ci[HEAD][0].update(status="completed", conclusion="failure")
+    await harness.deliver("check_suite", suite_event())
+    await harness.run_all()
+    assert repo.auto_merge_disabled == ["PR_dep40"]
+    assert "failing checks" in repo.dismissals[0]["message"]
+    assert "not merged: failing checks: tests; approval withdrawn" in comment(repo)
+    assert repo.merges == []
+
+
+async def test_no_check_yet_is_pending_never_green_then_a_human_decides(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """The job runs seconds after `opened`, before Actions has created any run."""
+    repo, _router = github
+    event = dependabot_pr()
+    setup(repo, event)  # no check run, no status: CI has not started
+    await harness.deliver("pull_request", event)
+    await harness.run_all()
+    assert repo.merges == []
+    assert approvals(repo) == []
+    assert repo.auto_merge == []
+    assert f"waiting for CI: no check has reported on `{HEAD[:7]}` yet" in comment(repo)
+    harness.offset = 61 * 60  # the deadline's evaluation comes due; still no CI at all
+    assert await harness.run_all() == ["dependencies"]
+    assert repo.merges == []
+    assert "autopack:needs-review" in repo.issue_labels[40]
+    assert "left for a human: no check reported on" in comment(repo)
+
+
+async def test_require_checks_off_merges_without_ci_and_says_so(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, _router = github
+    repo.files[(REPO, ".github/autopack.yml")] = "dependabot:\n  require_checks: false\n"
+    event = dependabot_pr()
+    setup(repo, event)
+    await harness.deliver("pull_request", event)
+    await harness.run_all()
+    assert [m["sha"] for m in repo.merges] == [HEAD]
+    assert "without CI (`dependabot.require_checks` is off)" in comment(repo)
+
+
+async def test_zero_major_with_minor_metadata_is_left_for_a_human(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    router.post(OPENAI).mock(return_value=openai_answer(json.dumps(SUMMARY), "gpt-6.2-sol"))
+    router.post(ANTHROPIC).mock(return_value=anthropic_answer(SUMMARY, "claude-sonnet-5-5"))
+    message = BLOCK.replace("requests", "httpx").replace("2.31.1", "0.28.0").replace("2.31.0", "0.27.0")
+    message = message.replace("semver-patch", "semver-minor")
+    event = dependabot_pr(title="Bump httpx from 0.27.0 to 0.28.0", body="Bumps httpx from 0.27.0 to 0.28.0.")
+    setup(repo, event, commits=[dependabot_commit(message)])
+    ci(repo, "success")
+    await harness.deliver("pull_request", event)
+    await harness.run_all()
+    assert repo.merges == []
+    assert approvals(repo) == []
+    assert "a major update is outside `dependabot.auto_merge_levels`" in comment(repo)

@@ -12,6 +12,7 @@ from app.policy.dependabot import (
     Update,
     authentic,
     decide,
+    level_of,
     parse,
     render_comment,
     semver_level,
@@ -30,7 +31,19 @@ def pr(**changes: Any) -> dict[str, Any]:
     return {**base, **changes}
 
 
-GOOD_COMMITS = [{"sha": "a" * 40, "author": {"login": "dependabot[bot]"}}]
+def commit(sha: str = "a" * 40, **changes: Any) -> dict[str, Any]:
+    """A commit as GitHub lists Dependabot's: authored by dependabot[bot], committed and signed by
+    GitHub (web-flow), verified."""
+    base = {
+        "sha": sha,
+        "author": {"login": "dependabot[bot]"},
+        "committer": {"login": "web-flow"},
+        "commit": {"verification": {"verified": True, "reason": "valid"}},
+    }
+    return {**base, **changes}
+
+
+GOOD_COMMITS = [commit()]
 GOOD_FILES = [{"filename": "package.json"}, {"filename": "package-lock.json"}]
 
 
@@ -49,6 +62,16 @@ GOOD_FILES = [{"filename": "package.json"}, {"filename": "package-lock.json"}]
         (pr(), [], GOOD_FILES, "no commits"),
         (pr(), [*GOOD_COMMITS, {"sha": "b" * 40, "author": {"login": "mallory"}}], GOOD_FILES, "bbbbbbb"),
         (pr(), [{"sha": "c" * 40, "author": None}], GOOD_FILES, "ccccccc"),
+        # An author e-mail anyone can set: GitHub shows the login, but did not commit or sign it.
+        (pr(), [commit("d" * 40, committer={"login": "mallory"})], GOOD_FILES, "not committed by GitHub"),
+        (
+            pr(),
+            [commit("e" * 40, commit={"verification": {"verified": False, "reason": "unsigned"}})],
+            GOOD_FILES,
+            "signature GitHub verified",
+        ),
+        (pr(), [commit("f" * 40, commit={})], GOOD_FILES, "signature GitHub verified"),
+        (pr(), [*GOOD_COMMITS, commit("9" * 40, committer=None)], GOOD_FILES, "9999999"),
         (pr(), GOOD_COMMITS, [{"filename": ".github/workflows/ci.yml"}], ".github/workflows/ci.yml"),
         (pr(), GOOD_COMMITS, [{"filename": "x", "previous_filename": ".github/dependabot.yml"}], ".github/"),
     ],
@@ -83,6 +106,44 @@ def test_a_genuine_update() -> None:
 )
 def test_semver_level(old: str | None, new: str | None, level: str) -> None:
     assert semver_level(old, new) == level
+
+
+@pytest.mark.parametrize(
+    ("metadata", "old", "new", "level"),
+    [
+        ("minor", "0.3.1", "0.4.0", "major"),  # Dependabot says minor; below 1.0 it may break
+        ("patch", "0.0.3", "0.0.4", "major"),
+        ("patch", "0.3.1", "0.3.2", "patch"),
+        ("minor", None, "0.4.0", "major"),  # the old version unknown: the new one alone says 0.y
+        ("patch", None, "0.0.9", "major"),
+        ("patch", None, "0.4.2", "patch"),
+        ("minor", "1.2.0", "1.3.0", "minor"),
+        ("minor", "0.9.0", "1.0.0", "major"),
+        (None, "0.27.0", "0.28.0", "major"),
+    ],
+)
+def test_below_one_the_versions_decide_whatever_the_metadata_says(
+    metadata: str | None, old: str | None, new: str, level: str
+) -> None:
+    assert level_of(metadata, old, new) == level  # type: ignore[arg-type]
+
+
+def test_a_zero_major_update_with_minor_metadata_is_not_auto_merged() -> None:
+    message = (
+        "Bump httpx from 0.27.0 to 0.28.0\n\n---\nupdated-dependencies:\n"
+        "- dependency-name: httpx\n  dependency-version: 0.28.0\n  dependency-type: direct:production\n"
+        "  update-type: version-update:semver-minor\n...\n"
+    )
+    update = parse("Bump httpx from 0.27.0 to 0.28.0", "", message, "dependabot/pip/httpx")
+    assert update.level == "major"
+    assert not decide(update, Dependabot()).auto_merge
+    grouped = parse(
+        "Bump the py group with 2 updates",
+        "Updates `requests` from 2.31.0 to 2.31.1\nUpdates `httpx` from 0.27.0 to 0.28.0\n",
+        "",
+        "dependabot/pip/py",
+    )
+    assert grouped.level == "major"  # a group takes its highest level
 
 
 def test_the_commit_block_comes_first() -> None:
