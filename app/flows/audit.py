@@ -17,6 +17,8 @@ from githubkit.exception import RequestFailed
 from app.flows.context import FlowContext
 from app.flows.proposal_state import VERIFY_STEP
 from app.flows.registry import Flow
+from app.github.repo import RepoClient
+from app.inbox.audit_reports import AuditReports
 from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
 from app.llm.router import Role
@@ -58,6 +60,7 @@ async def handle(ctx: FlowContext) -> None:
     head = str(pr["head"]["sha"])
     bot = await repo.bot_login()
     reported: set[str] = set()
+    posted: dict[str, Any] | None = None  # Autopack's review of this head, if one exists
     for review in await repo.reviews(number):
         if (review.get("user") or {}).get("login") != bot:
             continue
@@ -65,11 +68,14 @@ async def handle(ctx: FlowContext) -> None:
         if match is None:
             continue
         if head.startswith(match["sha"]) or review.get("commit_id") == head:
-            AUDITS.labels("skipped_already_audited").inc()
-            ctx.log.info("head already audited", pr=number, head=head)
-            await _report_to_proposal(ctx, pr, head, match["verdict"] or "comment", [])
-            return
+            posted = review
+            continue
         reported.update(fp for fp in (match["fps"] or "").split(",") if fp)
+    reports = AuditReports(ctx.inbox.db, clock=ctx.inbox.clock)
+    stored = await reports.get(repo.full_name, number, head)
+    if posted is not None or stored is not None:
+        await _complete(ctx, repo, pr, head, posted, stored)
+        return
 
     files = from_api(await repo.pull_files(number))
     extra: dict[str, list[str]] = {str(k): list(v) for k, v in policy.audit.categories.items()}
@@ -154,37 +160,105 @@ async def handle(ctx: FlowContext) -> None:
         )
 
     summary = summary_of(placed)
-    comments = [_line_comment(f) for f in placed.line_comments]
-    try:
-        await repo.comment_review(number, head, f"{summary}\n\n{marker}", comments)
-    except RequestFailed as exc:
-        if exc.response.status_code != 422 or not comments:
-            raise
-        # GitHub placed a line differently than our reading of the diff: nothing is lost, the
-        # findings go into the summary instead.
-        ctx.log.warning("review line comments refused; posting them in the summary", pr=number)
-        summary = summary_of(audit.Placement((), (*placed.line_comments, *placed.in_summary)))
-        await repo.comment_review(number, head, f"{summary}\n\n{marker}", [])
-    await repo.report_check(
-        head,
-        CHECK_NAME,
-        conclusion=audit.check_conclusion(verdict),
-        title=f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}",
-        summary=summary,
-        annotations=[a for batch in audit.annotation_batches(list(fresh)) for a in batch],
-    )
-    AUDITS.labels(verdict).inc()
-    ctx.log.info("audited", pr=number, head=head, verdict=verdict, risk=score.score, findings=len(fresh))
-    await _report_to_proposal(
-        ctx,
-        pr,
-        head,
-        verdict,
-        [
+    report: dict[str, Any] = {
+        "verdict": verdict,
+        "marker": marker,
+        "summary": summary,
+        "comments": [_line_comment(f) for f in placed.line_comments],
+        # GitHub may place a line differently than our reading of the diff: then nothing is lost,
+        # the findings go into the summary instead.
+        "summary_without_comments": summary_of(
+            audit.Placement((), (*placed.line_comments, *placed.in_summary))
+        ),
+        "title": f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}",
+        "annotations": [a for batch in audit.annotation_batches(list(fresh)) for a in batch],
+        "findings": [
             f"{f.severity} {f.path}:{f.start_line}-{f.end_line} {f.title}: {f.explanation}"[:600]
             for f in kept
             if audit.SEVERITY_RANK[f.severity] >= audit.SEVERITY_RANK["medium"]
         ],
+    }
+    await reports.put(repo.full_name, number, head, report)  # before anything is posted
+    await _post_review(ctx, repo, number, head, report)
+    await _post_check(repo, head, report)
+    AUDITS.labels(verdict).inc()
+    ctx.log.info("audited", pr=number, head=head, verdict=verdict, risk=score.score, findings=len(fresh))
+    await _report_to_proposal(ctx, pr, head, verdict, list(report["findings"]))
+
+
+async def _complete(
+    ctx: FlowContext,
+    repo: RepoClient,
+    pr: dict[str, Any],
+    head: str,
+    posted: dict[str, Any] | None,
+    stored: dict[str, Any] | None,
+) -> None:
+    """This head was audited (its report is stored, or its review exists): post whatever of the
+    review and the check run is missing, never a second review. Done only when both exist."""
+    number = int(pr["number"])
+    if stored is None:  # a review from before reports were stored: it is all there is
+        assert posted is not None
+        body = str(posted.get("body") or "")
+        match = _MARKER.search(body)
+        verdict = (match["verdict"] if match else None) or "comment"
+        stored = {
+            "verdict": verdict,
+            "marker": match[0] if match else "",
+            "summary": _MARKER.sub("", body).strip(),
+            "comments": [],
+            "title": f"{verdict}: see the review",
+            "annotations": [],
+            "findings": [],
+        }
+    missing = []
+    if posted is None:
+        missing.append("review")
+        await _post_review(ctx, repo, number, head, stored)
+    if not await _has_check(ctx, repo, head):
+        missing.append("check run")
+        await _post_check(repo, head, stored)
+    AUDITS.labels("completed" if missing else "skipped_already_audited").inc()
+    ctx.log.info("head already audited", pr=number, head=head, completed=missing)
+    await _report_to_proposal(ctx, pr, head, str(stored["verdict"]), list(stored.get("findings") or []))
+
+
+async def _post_review(
+    ctx: FlowContext, repo: RepoClient, number: int, head: str, report: dict[str, Any]
+) -> None:
+    marker, comments = str(report["marker"]), list(report["comments"])
+    try:
+        await repo.comment_review(number, head, f"{report['summary']}\n\n{marker}", comments)
+    except RequestFailed as exc:
+        if exc.response.status_code != 422 or not comments:
+            raise
+        ctx.log.warning("review line comments refused; posting them in the summary", pr=number)
+        fallback = str(report.get("summary_without_comments") or report["summary"])
+        await repo.comment_review(number, head, f"{fallback}\n\n{marker}", [])
+
+
+async def _post_check(repo: RepoClient, head: str, report: dict[str, Any]) -> None:
+    await repo.report_check(
+        head,
+        CHECK_NAME,
+        conclusion=audit.check_conclusion(str(report["verdict"])),
+        title=str(report["title"]),
+        summary=str(report.get("summary_without_comments") or report["summary"]),
+        annotations=list(report["annotations"]),
+    )
+
+
+async def _has_check(ctx: FlowContext, repo: RepoClient, head: str) -> bool:
+    """Whether Autopack's own audit check run exists on this head."""
+    response = await repo.gh.arequest(
+        "GET",
+        f"/repos/{repo.full_name}/commits/{head}/check-runs",
+        params={"check_name": CHECK_NAME, "per_page": 100},
+    )
+    return any(
+        run.get("name") == CHECK_NAME
+        and (ctx.settings.app_id is None or (run.get("app") or {}).get("id") == ctx.settings.app_id)
+        for run in response.json().get("check_runs") or []
     )
 
 

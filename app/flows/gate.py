@@ -153,6 +153,8 @@ async def _decide(
             bot_login=bot,
             required_approvals=rules.merge.required_approvals,
             reporter_can_approve=rules.merge.reporter_can_approve,
+            # Verification saw no CI at all in this repository: zero checks is the expected state.
+            no_ci=any(v.outcome == "none" for v in proposal.verification),
         )
     )
     ctx.log.info("gate", pr=proposal.pr_number, head=head, action=decision.action, reasons=decision.reasons)

@@ -83,13 +83,16 @@ async def schedule_check(
 async def wait_for_ci(
     ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, sha: str, phase: str, no_ci_minutes: int
 ) -> None:
-    """Move the branch to `sha` and wait for its CI: the no-CI check is scheduled now."""
-    await git.set_branch(repo, proposal.branch, sha, exists=proposal.pr_number is not None)
+    """Record that the proposal waits for `sha`'s CI, then move the branch there (a fast CI result
+    finds the record; a proposal closed meanwhile fails the compare-and-set and nothing is pushed)
+    and schedule the no-CI check."""
     now = ctx.inbox.clock()
     proposal.status = "awaiting_test_ci" if phase == "test" else "awaiting_fix_ci"
     proposal.waiting_sha = sha
     proposal.pushed_at = now
     proposal.verification.append(policy.Verification(phase, sha))  # type: ignore[arg-type]
+    await store(ctx).save(proposal)
+    await git.set_branch(repo, proposal.branch, sha, exists=proposal.pr_number is not None)
     await schedule_check(ctx, proposal, sha, "no_ci_check", now + no_ci_minutes * 60)
 
 

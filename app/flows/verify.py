@@ -74,9 +74,12 @@ async def route(ctx: FlowContext) -> None:
             # CI completed on a PR a human may have approved: the gate decides again.
             await state.queue_gate_check(ctx, proposal, f"ci-{ctx.delivery_id}")
             continue
-        if proposal is None or proposal.waiting_sha != sha or proposal.status not in policy.WAITING:
-            ctx.log.info("CI event for a commit no proposal waits for", issue=issue, sha=sha)
+        if proposal is None or proposal.status not in policy.OPEN:
+            ctx.log.info("CI event on a branch without an open proposal", issue=issue, sha=sha)
             continue
+        # Not (yet) the commit the record waits for: webhooks arrive out of order, and the branch
+        # may have moved an instant before the record was read. The step reads the proposal and
+        # GitHub's CI state when it runs, after the proposal's other jobs; a stale commit ends there.
         await ctx.inbox.enqueue(
             state.VERIFY_STEP,
             state.subject(proposal),
@@ -107,15 +110,23 @@ async def step(ctx: FlowContext) -> None:
         return  # decided already, or a newer commit is waited for
     runs, statuses = await git.ci_for(repo, sha)
     checks = policy.checks_from(runs, statuses, own_app_id=ctx.settings.app_id)
-    outcome = policy.ci_outcome(checks)
+    phase = "test" if proposal.status == "awaiting_test_ci" else "fix"
+    if proposal.base_failing is None and any(c.state == "failed" for c in checks):
+        proposal.base_failing = await _failing_on(ctx, repo, proposal.base_sha)
+    tested = proposal.current("test")
+    must_pass = (
+        tested.deciding if phase == "fix" and tested is not None and tested.outcome == "failed" else []
+    )
+    read = policy.verdict(checks, base_failing=proposal.base_failing or (), must_pass=must_pass)
+    outcome = read.outcome
     trigger: policy.Trigger = args.get("trigger", "event")
     decided = policy.next_step(proposal, sha, outcome, trigger, max_rounds=rules.proposals.max_rounds)
-    phase = "test" if proposal.status == "awaiting_test_ci" else "fix"
     current = proposal.current(phase)
     if current is not None:
         current.checks = checks
         if decided != "wait":
             current.outcome = outcome if outcome in ("failed", "passed", "none") else "timed_out"
+            current.deciding = list(read.deciding)
     ctx.log.info("CI result", issue=proposal.issue, sha=sha, outcome=outcome, step=decided, trigger=trigger)
     if decided == "wait":
         if trigger == "no_ci_check":
@@ -153,6 +164,15 @@ async def step(ctx: FlowContext) -> None:
         proposal.status, proposal.waiting_sha = "handed_over", None
         _end_round(proposal, "fix failed CI")
     await state.publish(ctx, repo, proposal)
+
+
+async def _failing_on(ctx: FlowContext, repo: RepoClient, sha: str) -> list[str]:
+    """The checks red on the base commit: a failure there is not evidence about this change."""
+    if not sha:
+        return []
+    runs, statuses = await git.ci_for(repo, sha)
+    checks = policy.checks_from(runs, statuses, own_app_id=ctx.settings.app_id)
+    return sorted(c.name for c in checks if c.state == "failed")
 
 
 def _end_round(proposal: policy.Proposal, outcome: str) -> None:

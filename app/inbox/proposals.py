@@ -2,6 +2,12 @@
 
 Starting a proposal is a compare-and-set: a row is created, or a finished one (failed, closed,
 merged) replaced, in one transaction, so two triggers racing for the same issue start one proposal.
+
+Every later write is a compare-and-set too. A proposal's jobs run on two subjects (its issue, and
+its pull request for `/autopack reject` and `closed`), so two of them can hold the same record at
+once. `save` writes only if the row still has the version this job read; otherwise it raises
+`StaleProposal`, the job runs again and reads the proposal afresh. And a merged or closed proposal
+is never written back to an open state, whatever a job holds.
 """
 
 from __future__ import annotations
@@ -11,8 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from app.errors import Reschedule
 from app.inbox.db import Database, IntegrityError, Tx
 from app.policy.proposal import OPEN, Proposal
+
+ENDED = ("merged", "closed")
+RETRY_STALE_SECONDS = 1.0
+
+
+class StaleProposal(Reschedule):
+    """Another job changed this proposal after this one read it: run again, read it afresh."""
 
 
 class Proposals:
@@ -22,12 +36,17 @@ class Proposals:
 
     @staticmethod
     def _load(row: dict[str, Any] | None) -> Proposal | None:
-        return Proposal.from_json(json.loads(row["data"])) if row else None
+        if not row:
+            return None
+        proposal = Proposal.from_json(json.loads(row["data"]))
+        proposal.version = int(row.get("version") or 0)  # the column is the truth
+        return proposal
 
     async def get(self, repository: str, issue: int) -> Proposal | None:
         row = await self.db.run(
             lambda tx: tx.fetchone(
-                "SELECT data FROM proposals WHERE repository = ? AND issue_number = ?", (repository, issue)
+                "SELECT data, version FROM proposals WHERE repository = ? AND issue_number = ?",
+                (repository, issue),
             )
         )
         return self._load(row)
@@ -35,7 +54,8 @@ class Proposals:
     async def by_pr(self, repository: str, pr_number: int) -> Proposal | None:
         row = await self.db.run(
             lambda tx: tx.fetchone(
-                "SELECT data FROM proposals WHERE repository = ? AND pr_number = ?", (repository, pr_number)
+                "SELECT data, version FROM proposals WHERE repository = ? AND pr_number = ?",
+                (repository, pr_number),
             )
         )
         return self._load(row)
@@ -48,7 +68,8 @@ class Proposals:
         def op(tx: Tx) -> bool:
             changed = tx.execute(
                 f"UPDATE proposals SET status = ?, pr_number = NULL, waiting_sha = NULL, data = ?, "  # noqa: S608
-                f"created_at = ?, updated_at = ? WHERE repository = ? AND issue_number = ? "
+                f"created_at = ?, updated_at = ?, version = version + 1 "
+                f"WHERE repository = ? AND issue_number = ? "
                 f"AND status NOT IN ({placeholders})",
                 (
                     proposal.status,
@@ -61,6 +82,7 @@ class Proposals:
                 ),
             )
             if changed:
+                proposal.version = self._version(tx, proposal)
                 return True
             try:
                 with tx.savepoint():
@@ -78,27 +100,51 @@ class Proposals:
                     )
             except IntegrityError:
                 return False  # an open proposal holds the row
+            proposal.version = self._version(tx, proposal)
             return True
 
         return await self.db.run(op)
 
+    @staticmethod
+    def _version(tx: Tx, proposal: Proposal) -> int:
+        row = tx.fetchone(
+            "SELECT version FROM proposals WHERE repository = ? AND issue_number = ?",
+            (proposal.repository, proposal.issue),
+        )
+        return int(row["version"]) if row else 0
+
     async def save(self, proposal: Proposal) -> None:
+        """Write the record if nobody changed it since it was read (compare-and-set on `version`);
+        raises StaleProposal otherwise. An ended proposal (merged, closed) stays ended."""
         now = self.clock()
-        await self.db.run(
+        ended = ", ".join("?" for _ in ENDED)
+        changed = await self.db.run(
             lambda tx: tx.execute(
-                "UPDATE proposals SET status = ?, pr_number = ?, waiting_sha = ?, data = ?, updated_at = ? "
-                "WHERE repository = ? AND issue_number = ?",
+                "UPDATE proposals SET status = ?, pr_number = ?, waiting_sha = ?, data = ?, updated_at = ?, "  # noqa: S608
+                f"version = version + 1 WHERE repository = ? AND issue_number = ? AND version = ? "
+                f"AND (status NOT IN ({ended}) OR ? IN ({ended}))",
                 (
                     proposal.status,
                     proposal.pr_number,
                     proposal.waiting_sha if proposal.status.startswith("awaiting") else None,
-                    json.dumps(proposal.to_json()),
+                    json.dumps({**proposal.to_json(), "version": proposal.version + 1}),
                     now,
                     proposal.repository,
                     proposal.issue,
+                    proposal.version,
+                    *ENDED,
+                    proposal.status,
+                    *ENDED,
                 ),
             )
         )
+        if not changed:
+            raise StaleProposal(
+                self.clock() + RETRY_STALE_SECONDS,
+                f"proposal {proposal.repository}#{proposal.issue} changed since this job read it "
+                f"(version {proposal.version}); running again on the current record",
+            )
+        proposal.version += 1
 
     async def record_rejection(
         self,

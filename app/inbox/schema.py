@@ -223,6 +223,31 @@ MIGRATIONS.append(
     )
 )
 
+_INTEGRITY = [
+    # Compare-and-set on proposals: a writer that read an older version fails and re-reads, so a
+    # late job can never overwrite (or reopen) a proposal another job has moved on.
+    "ALTER TABLE proposals ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+    # What an audit decided for one head, stored before its review and check run are posted, so a
+    # retry after a failure between the two completes what is missing without a second review.
+    """CREATE TABLE audit_reports (
+        repository TEXT NOT NULL,
+        pr_number BIGINT NOT NULL,
+        head_sha TEXT NOT NULL,
+        report TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (repository, pr_number, head_sha)
+    )""",
+]
+
+MIGRATIONS.append(
+    Migration(
+        5,
+        "proposal versions (compare-and-set), stored audit reports",
+        sqlite=list(_INTEGRITY),
+        postgresql=list(_INTEGRITY),
+    )
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

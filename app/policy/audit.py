@@ -297,8 +297,9 @@ def annotation_batches(findings: list[Finding]) -> list[list[dict[str, object]]]
     return [items[i : i + ANNOTATIONS_PER_REQUEST] for i in range(0, len(items), ANNOTATIONS_PER_REQUEST)]
 
 
-def check_conclusion(verdict: Verdict) -> str:
-    return {"approve": "success", "comment": "neutral", "block": "failure"}[verdict]
+def check_conclusion(verdict: str) -> str:
+    """The check run's conclusion for a verdict (an unknown one is neutral, never success)."""
+    return {"approve": "success", "comment": "neutral", "block": "failure"}.get(verdict, "neutral")
 
 
 # ---- instructions aimed at the reviewer --------------------------------------------------------

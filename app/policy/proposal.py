@@ -73,6 +73,7 @@ class Verification:
     sha: str
     outcome: str = "pending"  # pending | failed | passed | none | timed_out
     checks: list[CheckResult] = field(default_factory=list)
+    deciding: list[str] = field(default_factory=list)  # the checks whose result decided the outcome
 
 
 @dataclass
@@ -123,6 +124,8 @@ class Proposal:
     audit_verdict: str | None = None
     comment_id: int | None = None
     error: str | None = None
+    version: int = 0  # the database row's version when read (compare-and-set on save)
+    base_failing: list[str] | None = None  # checks red on the base commit: no evidence (None: not read)
 
     @property
     def branch(self) -> str:
@@ -249,15 +252,56 @@ def checks_from(
     return results
 
 
-def ci_outcome(checks: list[CheckResult]) -> Literal["none", "pending", "failed", "passed"]:
-    counted = [c for c in checks if c.state != "ignored"]
+Outcome = Literal["none", "pending", "failed", "passed"]
+
+
+@dataclass(frozen=True)
+class CiVerdict:
+    outcome: Outcome
+    deciding: tuple[str, ...]  # the checks that decided it (named in the PR's Verification section)
+    not_evidence: tuple[str, ...] = ()  # failing here, but red on the base commit too
+
+
+def ci_outcome(checks: list[CheckResult]) -> Outcome:
+    """Every check that proves something, read alone (the Dependabot and gate views use their own)."""
+    return verdict(checks).outcome
+
+
+def verdict(
+    checks: list[CheckResult],
+    *,
+    base_failing: Iterable[str] = (),
+    must_pass: Iterable[str] = (),
+) -> CiVerdict:
+    """What a commit's CI says, comparing like with like.
+
+    - A check that is red on the base commit too is not evidence either way: it is left out.
+    - `must_pass` (the fix commit): the checks that failed on the tests-only commit. They decide:
+      the fix passes when every one of them passes and nothing else that is not red on the base
+      fails; a missing or running one is pending.
+    - Otherwise (the tests-only commit): one failure decides, no need to wait for the slow jobs.
+    """
+    red_on_base = set(base_failing)
+    counted = [c for c in checks if c.state != "ignored" and c.name not in red_on_base]
+    ignored = tuple(sorted({c.name for c in checks if c.state == "failed" and c.name in red_on_base}))
+    failed = tuple(sorted(c.name for c in counted if c.state == "failed"))
+    pending = tuple(sorted(c.name for c in counted if c.state == "pending"))
+    required = tuple(sorted(set(must_pass) - red_on_base))
+    if required:
+        state = {c.name: c.state for c in counted}
+        broken = tuple(name for name in required if state.get(name) == "failed")
+        if broken or failed:
+            return CiVerdict("failed", broken or failed, ignored)
+        if any(state.get(name) != "passed" for name in required) or pending:
+            return CiVerdict("pending", required, ignored)
+        return CiVerdict("passed", required, ignored)
     if not counted:
-        return "none"
-    if any(c.state == "failed" for c in counted):
-        return "failed"  # one failure decides: no need to wait for the slow jobs
-    if any(c.state == "pending" for c in counted):
-        return "pending"
-    return "passed"
+        return CiVerdict("none", (), ignored)
+    if failed:
+        return CiVerdict("failed", failed, ignored)
+    if pending:
+        return CiVerdict("pending", pending, ignored)
+    return CiVerdict("passed", tuple(sorted(c.name for c in counted)), ignored)
 
 
 # ---- what to do next ---------------------------------------------------------------------------
@@ -331,7 +375,13 @@ def verification_section(proposal: Proposal) -> list[str]:
     ]
     for v in current:
         lines.append(f"- {labels[v.phase]} `{v.sha[:7]}`: {outcome_words.get(v.outcome, v.outcome)}")
+        if v.deciding and v.outcome in ("failed", "passed"):
+            names = ", ".join(f"`{neutral(n)[:80]}`" for n in v.deciding[:10])
+            lines.append(f"  - deciding: {names}")
         lines += [_check_line(c) for c in v.checks if c.state != "ignored"][:20]
+    if proposal.base_failing:
+        names = ", ".join(f"`{neutral(n)[:80]}`" for n in proposal.base_failing[:10])
+        lines.append(f"- red on `{proposal.base_branch}` before this change too, so not evidence: {names}")
     summary = _OUTCOME_TEXT.get(
         "verified" if proposal.status in ("auditing", "ready") else proposal.status,
     )

@@ -338,3 +338,72 @@ async def test_a_credential_in_the_diff_is_not_sent_to_the_auditor(
     assert sent
     assert all(token not in body for body in sent)
     assert any("ghp_… (40 characters)" in body for body in sent)
+
+
+async def test_a_check_run_lost_to_one_failure_is_completed_by_the_retry_without_a_second_review(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """The review is posted, then the check-run request fails once: the retry must post the check
+    run (the gate waits for it) from the stored report, without a second review or model call."""
+    import httpx
+    from githubkit.exception import RequestFailed
+
+    repo, router = github
+    answer_with(router, audit_answer(finding()))
+    failures = [502]
+
+    def flaky(request: httpx.Request, full: str) -> httpx.Response:
+        if failures:
+            failures.pop()
+            return httpx.Response(502, json={"message": "Server Error"})
+        return FakeGitHub._create_run(repo, request, full)
+
+    repo._create_run = flaky  # type: ignore[method-assign]
+    await harness.deliver("pull_request", pr_event())
+    job = await harness.inbox.claim("test", 60)
+    assert job is not None
+    with pytest.raises(RequestFailed):
+        await harness.dispatcher(job)
+    assert len(repo.reviews[21]) == 1
+    assert repo.check_runs == []
+    await harness.dispatcher(job)  # the retry
+    assert len(repo.reviews[21]) == 1  # never a second review
+    (run,) = repo.check_runs
+    assert run["name"] == "Autopack audit"
+    assert run["head_sha"] == HEAD
+    assert run["conclusion"] == "neutral"
+    assert run["output"]["title"] == "comment: risk 11/100, 1 finding"
+    assert run["output"]["annotations"][0]["path"] == "app/storage/save.py"
+    assert len([c for c in router.calls if c.request.url == ANTHROPIC]) == 1  # no second model call
+    await harness.dispatcher(job)  # both exist now: done, nothing posted again
+    assert len(repo.reviews[21]) == 1
+    assert len(repo.check_runs) == 1
+
+
+async def test_a_review_lost_after_the_report_is_stored_is_posted_by_the_retry(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    import httpx
+    from githubkit.exception import RequestFailed
+
+    repo, router = github
+    answer_with(router, audit_answer(finding()))
+    failures = [502]
+
+    def flaky(request: httpx.Request, full: str, n: str) -> httpx.Response:
+        if failures:
+            failures.pop()
+            return httpx.Response(502, json={"message": "Server Error"})
+        return FakeGitHub._review(repo, request, full, n)
+
+    repo._review = flaky  # type: ignore[method-assign]
+    await harness.deliver("pull_request", pr_event())
+    job = await harness.inbox.claim("test", 60)
+    assert job is not None
+    with pytest.raises(RequestFailed):
+        await harness.dispatcher(job)
+    await harness.dispatcher(job)
+    (review,) = repo.reviews[21]
+    assert f"<!-- autopack:audit:{HEAD}" in review["body"]
+    assert len(repo.check_runs) == 1
+    assert len([c for c in router.calls if c.request.url == ANTHROPIC]) == 1

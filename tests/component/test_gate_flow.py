@@ -12,12 +12,15 @@ import respx
 
 from app.inbox.proposals import Proposals
 from tests.component.harness import Harness
-from tests.component.llm_mock import OPENAI
+from tests.component.llm_mock import OPENAI, openai_answer
 from tests.component.scenarios import (
     REPO,
+    Builder,
     approve,
     change_set,
     ci_event,
+    ci_run,
+    edit,
     gate_comment,
     issue_comment,
     proposal,
@@ -25,6 +28,7 @@ from tests.component.scenarios import (
     propose_comment,
     ready,
     review_event,
+    start,
 )
 from tests.fake_github import FakeGitHub
 from tests.support import comment_payload, payload
@@ -255,3 +259,129 @@ async def test_reviews_by_bots_are_not_even_queued(
     approval["review"]["user"]["type"] = "Bot"
     assert await harness.deliver("pull_request_review", approval) == []
     assert repo.merges == []
+
+
+# ---- issue 16: proposal state is compare-and-set; no CI event is dropped ----------------------
+
+
+async def test_a_revise_finishing_after_a_reject_never_reopens_or_pushes(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """The two racing jobs for real: a revise (the issue's subject) is in its builder call while
+    `/autopack reject` (the pull request's subject) runs to the end. The revise then fails its
+    compare-and-set before it moves the branch, runs again, and stops at the closed record."""
+    from app.inbox.proposals import StaleProposal
+
+    repo, router = github
+    await ready(harness, repo, router)
+    revision = change_set(
+        tests=[],
+        fixes=[edit("search_replace", "app/storage/save.py", search="retry(", replace="retry_twice(")],
+    )
+
+    async def reject_meanwhile(request: Any) -> Any:
+        data = comment_payload("/autopack reject not needed", login="maintainer", number=100, comment_id=9301)
+        data["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/100"}
+        await harness.deliver("issue_comment", data)
+        job = await harness.inbox.claim("another-worker", 60)  # the PR's subject is free
+        assert job is not None
+        assert (job.flow, job.subject) == ("command", f"{REPO}#100")
+        await harness.dispatcher(job)
+        await harness.inbox.complete(job)
+        return openai_answer(json.dumps(revision), "gpt-6.2-sol")
+
+    router.post(OPENAI).mock(side_effect=reject_meanwhile)
+    await harness.deliver(
+        "issue_comment", propose_comment("/autopack revise retry only twice", comment_id=9300)
+    )
+    command = await harness.inbox.claim("worker", 60)
+    assert command is not None
+    await harness.dispatcher(command)
+    await harness.inbox.complete(command)
+    revise = await harness.inbox.claim("worker", 60)
+    assert revise is not None
+    assert revise.flow == "revise"
+    refs_before = list(repo.ref_writes)
+    with pytest.raises(StaleProposal):
+        await harness.dispatcher(revise)
+    assert repo.ref_writes == refs_before  # nothing pushed after the reject
+    assert (await proposal(harness)).status == "closed"
+    await harness.dispatcher(revise)  # run again: reads the closed record and stops
+    assert repo.ref_writes == refs_before
+    final = await proposal(harness)
+    assert final.status == "closed"
+    assert {"number": 100, "state": "closed"} in repo.pull_updates
+    assert not [u for u in repo.pull_updates if u.get("state") == "open"]
+
+
+async def test_an_ended_proposal_is_never_written_back_open() -> None:
+    """Belt and braces below the flows: even a writer holding the current version cannot reopen."""
+    from app.inbox.proposals import StaleProposal
+    from app.inbox.store import Inbox
+    from app.policy.proposal import Proposal
+
+    inbox = Inbox.open("sqlite:///:memory:")
+    await inbox.migrate()
+    store = Proposals(inbox.db)
+    record = Proposal(REPO, 7, 4242)
+    assert await store.start(record)
+    record.status = "merged"
+    await store.save(record)
+    record.status = "revising"  # a late job with the current version
+    with pytest.raises(StaleProposal):
+        await store.save(record)
+    stale = await store.get(REPO, 7)
+    assert stale is not None
+    assert stale.status == "merged"
+    inbox.close()
+
+
+async def test_a_ci_result_arriving_while_the_branch_moves_is_not_dropped(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """The fix's CI finishes at once, and its event is handled while the job that moved the branch
+    is still running: the record already says what it waits for, so the result counts."""
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    p = await proposal(harness)
+    assert p.test_sha is not None
+    assert p.fix_sha is not None
+    fix = p.fix_sha
+
+    async def fast_ci(request: Any, full: str, branch: str) -> Any:
+        response = FakeGitHub._update_ref(repo, request, full, branch)
+        if json.loads(request.content)["sha"] == fix:
+            ci_run(repo, fix, "success", run_id=502)
+            await harness.deliver("check_suite", ci_event(fix, "success"))
+            job = await harness.inbox.claim("another-worker", 60)
+            assert job is not None
+            assert job.flow == "verify"
+            await harness.dispatcher(job)
+            await harness.inbox.complete(job)
+        return response
+
+    repo._update_ref = fast_ci  # type: ignore[assignment]
+    ci_run(repo, p.test_sha, "failure")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await harness.run_all()
+    assert (await proposal(harness)).status == "ready"  # verified now, not at the no-CI deadline
+
+
+async def test_a_repository_without_ci_merges_an_approved_unverified_proposal(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """Positive control for "no check is not green": verification found no CI at all, the PR says
+    unverified, and a writer approved the exact head; that is the maintainer's decision to make."""
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    harness.offset = 15 * 60 + 1  # the no-CI check: nothing ever reported
+    await harness.run_all()
+    p = await proposal(harness)
+    assert p.status == "unverified"
+    assert p.fix_sha is not None
+    repo.pulls[100]["draft"] = False  # the maintainer marks it ready for review
+    await harness.deliver("pull_request_review", approve(repo, p.fix_sha))
+    await harness.run_all()
+    assert [m["sha"] for m in repo.merges] == [p.fix_sha]

@@ -547,3 +547,94 @@ async def test_the_budget_is_checked_before_any_work(
     assert "Not now: weekly repository token budget reached" in repo.comments[-1]["body"]
     assert builder.calls == 0
     assert repo.log.count("GET /repos/octo-org/widgets/git/trees/" + repo.head) == 0
+
+
+# ---- issue 16: "verified" means the same checks went from red to green ------------------------
+
+
+async def test_a_check_red_on_the_base_branch_is_not_evidence_of_the_problem(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.base_sha, "failure", run_id=400, name="lint")  # main's lint is red already
+    ci_run(repo, p.test_sha, "failure", run_id=401, name="lint")
+    ci_run(repo, p.test_sha, "success", run_id=402, name="tests")  # the new test passes
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await harness.run_all()
+    p = await proposal(harness)
+    assert p.status == "not_reproduced"  # lint failing proves nothing about the reported problem
+    assert p.base_failing == ["lint"]
+    assert "red on `main` before this change too, so not evidence: `lint`" in repo.pulls[100]["body"]
+
+
+async def test_the_fix_must_pass_the_checks_that_failed_without_it(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """`tests` failed on the tests-only commit. On the fix commit, `lint` passing while `tests` has
+    not reported is not "verified"; `tests` passing is."""
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, "failure", run_id=501, name="tests")
+    ci_run(repo, p.test_sha, "success", run_id=502, name="lint")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await harness.run_all()
+    p = await proposal(harness)
+    assert p.current("test").deciding == ["tests"]
+    assert p.fix_sha is not None
+    ci_run(repo, p.fix_sha, "success", run_id=503, name="lint")  # only lint has reported
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
+    await harness.run_all()
+    assert (await proposal(harness)).status == "awaiting_fix_ci"
+    ci_run(repo, p.fix_sha, "success", run_id=504, name="tests")
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
+    await harness.run_all()
+    p = await proposal(harness)
+    assert p.status == "ready"
+    assert p.current("fix").deciding == ["tests"]
+    body = repo.pulls[100]["body"]
+    assert "tests-only commit (must fail)" in body
+    assert body.count("  - deciding: `tests`") == 2  # named for both commits
+
+
+async def test_a_fix_that_breaks_another_check_is_not_verified(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set(), change_set())
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, "failure", run_id=601, name="tests")
+    ci_run(repo, p.test_sha, "success", run_id=602, name="lint")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await harness.run_all()
+    p = await proposal(harness)
+    ci_run(repo, p.fix_sha, "success", run_id=603, name="tests")
+    ci_run(repo, p.fix_sha, "failure", run_id=604, name="lint")  # green before the fix, red after
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
+    assert await harness.run_all() == ["verify", "verify_step", "revise"]
+    assert (await proposal(harness)).status not in ("auditing", "ready")  # a revise round, not verified
+
+
+async def test_every_check_run_is_read_not_only_the_first_hundred(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set(), change_set())
+    await start(harness)
+    p = await proposal(harness)
+    ci_run(repo, p.test_sha, "failure", run_id=701, name="tests")
+    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
+    await harness.run_all()
+    p = await proposal(harness)
+    for i in range(130):  # a large matrix: the one failing job is on the second page
+        ci_run(repo, p.fix_sha, "success" if i != 120 else "failure", run_id=1_000 + i, name=f"job-{i}")
+    ci_run(repo, p.fix_sha, "success", run_id=2_000, name="tests")
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
+    assert await harness.run_all() == ["verify", "verify_step", "revise"]
+    pages = [line for line in repo.log if line == f"GET /repos/{REPO}/commits/{p.fix_sha}/check-runs"]
+    assert len(pages) >= 2

@@ -174,3 +174,22 @@ def test_latest_reviews_and_the_audit_check_run() -> None:
     assert audit_verdict(runs, 7) == "comment"  # the latest of our own; another app's run is ignored
     assert audit_verdict(runs[:1], 7) == "block"
     assert audit_verdict([], 7) is None
+
+
+def test_no_check_at_all_is_not_yet_never_green() -> None:
+    """CI has not created its runs yet: an approval of the head must not merge unchecked code."""
+    decision = decide(gate(approval(), checks=()))
+    assert decision.action == "wait"
+    assert "CI on `aaaaaaa` (no check has reported yet)" in decision.reasons
+
+
+def test_no_check_merges_only_where_verification_found_no_ci() -> None:
+    assert decide(gate(approval(), checks=(), no_ci=True)).action == "merge"
+    ignored_only = (CheckResult("docs", "ignored"),)  # skipped and cancelled runs prove nothing
+    assert decide(gate(approval(), checks=ignored_only)).action == "wait"
+
+
+def test_required_checks_that_have_not_reported_are_pending() -> None:
+    decision = decide(gate(approval(), checks=(), required_checks=frozenset({"tests"})))
+    assert decision.action == "wait"
+    assert "checks 0/1 green" in decision.reasons
