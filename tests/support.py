@@ -101,3 +101,15 @@ def private_key_pem() -> str:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
+
+
+def section(prompt: str, name: str) -> str:
+    """The text of one data section of a prompt (between its delimiters, which carry an id)."""
+    import re
+
+    label = re.escape(name)
+    opening = rf"<<<DATA {label} id=(?P<id>[0-9a-f]+)[^>]*>>>\n"
+    closing = rf"\n<<<END DATA {label} id=(?P=id)>>>"
+    found = re.search(opening + r"(?P<text>.*?)" + closing, prompt, re.S)
+    assert found is not None, f"no section {name!r} in the prompt"
+    return found["text"]

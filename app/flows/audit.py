@@ -100,7 +100,9 @@ async def handle(ctx: FlowContext) -> None:
             ),
         ),
         # A credential in the diff is not sent on to a model provider (the push audit reports it).
-        Section("diff", secrets.redact_text(fitted.text, secrets.scan(files, allow_paths=[])[1])),
+        Section(
+            "diff", secrets.redact_text(fitted.text, secrets.scan(files, allow_paths=[])[1]), kind="code"
+        ),
         Section("not_shown", "\n".join((*fitted.summarised, *fitted.omitted)) or "(nothing)"),
     ]
 

@@ -9,6 +9,7 @@ CI the proposal waits for.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,13 +77,17 @@ def call_meta(ctx: FlowContext, proposal: policy.Proposal) -> CallMeta:
 def files_section(
     texts: Mapping[str, str | None], paths: list[str], parts: Mapping[str, str] | None = None
 ) -> str:
+    """Files verbatim, each after a `=== FILE path (part) #tag ===` line. The tag is a hash of all
+    of them, so no file can contain a line that starts another file."""
+    shown = [(p, texts[p]) for p in paths if texts.get(p) is not None]
+    digest = hashlib.sha256()
+    for path, text in shown:
+        digest.update(path.encode() + b"\x00" + str(text).encode() + b"\x00")
+    tag = digest.hexdigest()[:8]
     blocks = []
-    for path in paths:
-        text = texts.get(path)
-        if text is None:
-            continue
+    for path, text in shown:
         part = f" ({parts[path]})" if parts and path in parts else ""
-        blocks.append(f"=== {path}{part} ===\n{text}")
+        blocks.append(f"=== FILE {path}{part} #{tag} ===\n{text}")
     return "\n\n".join(blocks) or "(no files)"
 
 
@@ -141,7 +146,7 @@ async def gather(
             "repository_paths",
             f"{len(listing)} files; shown: the files below and the test files\n" + "\n".join(shown),
         ),
-        Section("files", files_section(texts, included)),
+        Section("files", files_section(texts, included), kind="code"),
     ]
     return Gathered(tree, texts, sections)
 
@@ -189,7 +194,7 @@ async def ask_and_apply(
                 ) from None
             messages = [
                 *sections,
-                Section("previous_answer", json.dumps(changes.model_dump(), indent=1)[:40_000]),
+                Section("previous_answer", json.dumps(changes.model_dump(), indent=1)[:40_000], kind="code"),
                 Section("edit_errors", "\n".join(f"- {p}" for p in exc.problems)),
             ]
     raise AssertionError("unreachable")

@@ -294,7 +294,7 @@ async def _summary(
         sections=[
             Section("update", update.describe()),
             Section("release_notes", str(pr.get("body") or "")[:12_000]),
-            Section("manifest_diff", diff.text or "(none)"),
+            Section("manifest_diff", diff.text or "(none)", kind="code"),
             Section("where_this_repository_uses_it", usage),
         ],
         call=CallMeta(

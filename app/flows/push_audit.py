@@ -192,7 +192,9 @@ async def _audit(
         template="push_audit",
         sections=[
             Section("commit_messages", secrets.redact_text(messages, values)),
-            Section("diff", secrets.redact_text(fitted.text, values)),  # found secrets never reach a model
+            Section(
+                "diff", secrets.redact_text(fitted.text, values), kind="code"
+            ),  # found secrets never reach a model
             Section("not_shown", "\n".join((*fitted.summarised, *fitted.omitted)) or "(nothing)"),
         ],
         call=CallMeta(

@@ -65,10 +65,10 @@ async def handle(ctx: FlowContext) -> None:
     current = {p: f["current"] for p, f in proposal.files.items()}
     sections = [
         Section("problem", proposal.problem or proposal.title),
-        Section("current_change", files_section(current, sorted(current), working.parts)),
+        Section("current_change", files_section(current, sorted(current), working.parts), kind="code"),
         Section("failure", failure),
         Section("instructions", str(args.get("instructions") or "(none)")),
-        Section("other_files", files_section(texts, others)),
+        Section("other_files", files_section(texts, others), kind="code"),
     ]
     try:
         changes, revised = await ask_and_apply(

@@ -1,7 +1,11 @@
 """Prompt assembly: stable rules first, untrusted data in delimited sections, within a token budget.
 
 The system part is the same for every call (`prompts/system.md`), so provider prompt caching applies
-to it. The user part is the task's template, then each data section, sanitised and delimited.
+to it. The user part is the task's template, then each data section between
+`<<<DATA name id=…>>>` and `<<<END DATA name id=…>>>`. The id is derived from the prompt's whole
+content, so data cannot contain its own section's closing line (it would have to contain its own
+hash). Code sections (diffs, files) go in verbatim, so the model reviews exactly the change; free
+text is normalised (`app.policy.sanitize.normalise`) and the header says what was removed.
 
 Budget rule (stated in the prompt when it applies): sections are fitted by "water-filling": every
 section keeps all of its text if it fits its fair share of what is left; the remaining budget is then
@@ -11,12 +15,14 @@ title is never cut to make room for a long body, and one huge section cannot sta
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Literal
 
 from app.llm.tokens import Counter
-from app.policy.sanitize import sanitize
+from app.policy.sanitize import normalise
 
 SECTION_OVERHEAD = 24  # delimiter lines and the truncation note, in tokens
 
@@ -30,7 +36,8 @@ def template(name: str) -> str:
 @dataclass(frozen=True)
 class Section:
     name: str
-    text: str  # raw, untrusted; sanitised when the prompt is built
+    text: str  # raw, untrusted; prepared by kind when the prompt is built
+    kind: Literal["text", "code"] = "text"  # code is sent verbatim; free text is normalised
 
 
 @dataclass(frozen=True)
@@ -75,10 +82,13 @@ def build(
     system = template("system")
     task = template(task_template).format(**(values or {}))
     fixed = counter.count(system) + counter.count(task) + SECTION_OVERHEAD * (len(sections) + 1)
-    clean = [sanitize(s.text) for s in sections]
+    prepared = [_prepare(s) for s in sections]
+    clean = [text for text, _ in prepared]
+    notes = [note for _, note in prepared]
+    frame_id = _frame_id(task, [s.name for s in sections], clean)
     room = budget_tokens - fixed
     for _ in range(4):
-        prompt = _assemble(system, task, sections, _fit(clean, room, counter), counter)
+        prompt = _assemble(system, task, sections, _fit(clean, room, counter), notes, frame_id, counter)
         excess = prompt.input_tokens - budget_tokens
         if excess <= 0 or not prompt.truncated:
             return prompt  # fits, or nothing left to cut (the fixed parts alone are over budget)
@@ -86,8 +96,31 @@ def build(
     return prompt
 
 
+def _frame_id(task: str, names: list[str], texts: list[str]) -> str:
+    """An id for this prompt's delimiters that no section can contain: a hash of all of them."""
+    digest = hashlib.sha256(task.encode())
+    for name, text in zip(names, texts, strict=True):
+        digest.update(b"\x00" + name.encode() + b"\x00" + text.encode())
+    return digest.hexdigest()[:16]
+
+
+def _prepare(section: Section) -> tuple[str, str]:
+    """The text as sent and a note for the header: code verbatim, free text normalised."""
+    if section.kind == "code":
+        return section.text.replace("\r\n", "\n"), ""
+    clean = normalise(section.text)
+    removed = clean.removed()
+    return clean.text, f" (removed: {removed})" if removed else ""
+
+
 def _assemble(
-    system: str, task: str, sections: list[Section], fitted: list[tuple[str, bool]], counter: Counter
+    system: str,
+    task: str,
+    sections: list[Section],
+    fitted: list[tuple[str, bool]],
+    notes: list[str],
+    frame_id: str,
+    counter: Counter,
 ) -> Prompt:
     truncated = tuple(s.name for s, (_, cut) in zip(sections, fitted, strict=True) if cut)
     parts = [task]
@@ -97,9 +130,12 @@ def _assemble(
             + ", ".join(truncated)
             + ". Reason only about what you can see."
         )
-    for section, (text, cut) in zip(sections, fitted, strict=True):
+    for section, (text, cut), note in zip(sections, fitted, notes, strict=True):
         marker = " (truncated)" if cut else ""
-        parts.append(f"<<<DATA {section.name}{marker}>>>\n{text}\n<<<END DATA {section.name}>>>")
+        parts.append(
+            f"<<<DATA {section.name} id={frame_id}{marker}{note}>>>\n{text}\n"
+            f"<<<END DATA {section.name} id={frame_id}>>>"
+        )
     user = "\n\n".join(parts)
     return Prompt(
         system=system,

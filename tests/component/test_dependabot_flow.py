@@ -409,7 +409,7 @@ async def test_injection_in_the_body_is_only_summarised(
     assert "https://evil.test" not in text
     assert "<img" not in text
     sent = next(c for c in router.calls if c.request.url in (OPENAI, ANTHROPIC)).request.content.decode()
-    assert "<<<DATA release_notes>>>" in sent
+    assert "<<<DATA release_notes id=" in sent
 
 
 # ---- issue 16: nothing merges that nobody checked ---------------------------------------------

@@ -5,6 +5,7 @@ GitHub and both LLM providers are mocked at the HTTP layer; payloads are GitHub'
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +33,7 @@ from tests.component.scenarios import (
     triaged,
 )
 from tests.fake_github import FakeGitHub
-from tests.support import comment_payload, payload
+from tests.support import comment_payload, payload, section
 
 
 @pytest.fixture
@@ -86,8 +87,8 @@ async def test_whole_flow_from_command_to_ready_pr(
     # the builder saw the file the issue names and its test, and the README's conventions
     first = json.loads(next(c for c in router.calls if c.request.url == OPENAI).request.content)
     prompt = first["messages"][-1]["content"]
-    assert "=== app/storage/save.py ===" in prompt
-    assert "=== tests/test_save.py ===" in prompt
+    assert re.search(r"=== FILE app/storage/save\.py #[0-9a-f]{8} ===", prompt)
+    assert re.search(r"=== FILE tests/test_save\.py #[0-9a-f]{8} ===", prompt)
     assert "# Widgets" in prompt
     assert "pytest" in prompt
     assert "app/storage/save.py (named in the issue)" in created["body"]
@@ -638,3 +639,28 @@ async def test_every_check_run_is_read_not_only_the_first_hundred(
     assert await harness.run_all() == ["verify", "verify_step", "revise"]
     pages = [line for line in repo.log if line == f"GET /repos/{REPO}/commits/{p.fix_sha}/check-runs"]
     assert len(pages) >= 2
+
+
+async def test_the_builder_sees_every_file_verbatim_and_a_tab_indented_search_applies(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """One file holding `<!--` used to hide every file after it from the builder, and tabs became
+    spaces, so a `search` copied exactly from a tab-indented file could never match."""
+    repo, router = github
+    repo.files[(REPO, "app/storage/save.py")] = (
+        "def save(project):\n\t# keeps '<!--' markers in exported HTML\n\trows = collect(project)\n"
+        "\treturn write(rows)\n"
+    )
+    tabbed = edit(
+        "search_replace", "app/storage/save.py", search="\treturn write(rows)", replace="\treturn retry(rows)"
+    )
+    builder = Builder(router, change_set(fixes=[tabbed]))
+    await start(harness)
+    assert builder.calls == 1  # applied the first time: no repair round
+    prompt = json.loads(next(c for c in router.calls if c.request.url == OPENAI).request.content)
+    files = section(prompt["messages"][-1]["content"], "files")
+    assert "\treturn write(rows)" in files
+    assert "def test_save():" in files  # the file after the one with `<!--` is still there
+    p = await proposal(harness)
+    assert p.fix_sha is not None
+    assert "\treturn retry(rows)" in (repo.file_at(p.fix_sha, "app/storage/save.py") or "")

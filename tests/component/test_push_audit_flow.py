@@ -107,7 +107,7 @@ async def test_secrets_fail_the_check_redacted_and_never_leave_the_process(
     assert audit_run["head_sha"] == AFTER
     # the redaction invariant: no request the bot sent carries either secret (GitHub or a model)
     sent = [call.request.content.decode(errors="replace") for call in router.calls]
-    assert any("<<<DATA diff>>>" in body for body in sent)  # the model did see the diff...
+    assert any("<<<DATA diff id=" in body for body in sent)  # the model did see the diff...
     for body in sent:
         assert TOKEN not in body  # ...with the secrets redacted
         assert ANTHROPIC_KEY not in body
