@@ -25,7 +25,7 @@ from app.llm.router import Role
 from app.llm.service import TASK_INPUT_BUDGET, Answer
 from app.llm.tokens import counter_for
 from app.metrics import AUDITS
-from app.policy import audit, secrets
+from app.policy import audit, hidden_text, secrets
 from app.policy.diff import fit, from_api
 from app.policy.markdown import neutral
 from app.policy.proposal import issue_of_branch
@@ -132,9 +132,11 @@ async def handle(ctx: FlowContext) -> None:
     floors = audit.Floors(
         policy.audit.min_severity, policy.audit.min_confidence, policy.audit.max_line_comments
     )
-    instructions = audit.reviewer_instructions(files)
+    # Found by code, so no model can be talked out of them: instructions aimed at the reviewer, and
+    # text a reviewer cannot see as it is (bidi controls, invisible characters, homoglyphs).
+    instructions = [*audit.reviewer_instructions(files), *hidden_text.findings(files)]
     if instructions and verdict == "approve":
-        # The change tries to steer its reviewer: whatever a model concluded, that is no approval.
+        # The change tries to steer or deceive its reviewer: whatever a model concluded, no approval.
         verdict = "comment"
     by_print: dict[str, audit.Finding] = {}
     for finding in [*instructions, *(f for _, a in answers for f in a.value.findings)]:

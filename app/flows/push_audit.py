@@ -27,7 +27,7 @@ from app.llm.prompt import Section
 from app.llm.service import TASK_INPUT_BUDGET
 from app.llm.tokens import counter_for
 from app.metrics import PUSH_AUDITS
-from app.policy import audit, secrets
+from app.policy import audit, hidden_text, secrets
 from app.policy.diff import FileDiff, fit, from_api
 from app.policy.markdown import neutral
 from app.policy.model_names import ModelStatus, outdated
@@ -212,8 +212,11 @@ async def _audit(
         max_output=4_000,
     )
     floors = audit.Floors(rules.audit.min_severity, rules.audit.min_confidence, rules.audit.max_line_comments)
-    kept = audit.keep(list(answer.value.findings), floors)
+    by_code = [*audit.reviewer_instructions(diffs), *hidden_text.findings(diffs)]
+    kept = [*by_code, *audit.keep(list(answer.value.findings), floors)]
     verdict = answer.value.verdict
+    if by_code and verdict == "approve":
+        verdict = "comment"  # found by code: no model's approval outweighs it
     summary = "\n".join(
         [
             f"**Autopack audit** of push `{sha[:7]}`: **{verdict}** · risk **{score.score}/100** · "

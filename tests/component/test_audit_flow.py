@@ -404,3 +404,48 @@ async def test_a_review_lost_after_the_report_is_stored_is_posted_by_the_retry(
     assert f"<!-- autopack:audit:{HEAD}" in review["body"]
     assert len(repo.check_runs) == 1
     assert len([c for c in router.calls if c.request.url == ANTHROPIC]) == 1
+
+
+@pytest.mark.parametrize(
+    ("hidden", "title"),
+    [
+        (
+            '+    if role != "user\u202e \u2066# admins only\u2069 \u2066":',
+            "Bidirectional control characters",
+        ),
+        ("+    is_adm\u200bin = True", "Invisible characters in added code"),
+        ("+    def s\u0430ve_all(): pass", "Identifier mixing scripts (homoglyph)"),
+    ],
+)
+async def test_hidden_text_is_a_finding_and_never_approved(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter], hidden: str, title: str
+) -> None:
+    repo, router = github
+    repo.pull_files[21][0]["patch"] = PATCH.replace('+    log.info("saved")', hidden)
+    answer_with(router, audit_answer(verdict="approve", confidence=0.99))  # the model saw nothing odd
+    await harness.deliver("pull_request", pr_event())
+    await harness.run_next()
+    (review,) = repo.reviews[21]
+    assert "**comment**" in review["body"]
+    assert repo.check_runs[0]["conclusion"] == "neutral"
+    (comment,) = review["comments"]
+    assert comment["line"] == 13
+    assert comment["body"].startswith(f"**high: {title}")
+    sent = json.loads(next(c for c in router.calls if c.request.url == ANTHROPIC).request.content)
+    assert hidden[1:] in section(sent["messages"][0]["content"], "diff")  # verbatim, characters included
+
+
+async def test_a_benign_comment_marker_in_a_diff_reaches_the_auditor_with_everything_after_it(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    repo.pull_files[21].insert(
+        0, {"filename": "web/page.py", "status": "modified", "patch": "@@ -1 +1,2 @@\n x\n+MARK = '<!--'\n"}
+    )
+    answer_with(router, audit_answer())
+    await harness.deliver("pull_request", pr_event())
+    await harness.run_next()
+    sent = json.loads(next(c for c in router.calls if c.request.url == ANTHROPIC).request.content)
+    diff = section(sent["messages"][0]["content"], "diff")
+    assert "MARK = '<!--'" in diff
+    assert 'query = "INSERT INTO files VALUES (" + rows + ")"' in diff  # the next file is all there
