@@ -21,6 +21,7 @@ from app.flows.registry import Flow
 from app.github.repo import RepoClient
 from app.logs import redactor
 from app.metrics import COMMAND_OUTCOMES
+from app.policy import render
 from app.policy.commands import (
     Decision,
     ParsedCommand,
@@ -178,7 +179,7 @@ async def handle(ctx: FlowContext) -> None:
         if spec is None:
             all_ran = False
             COMMAND_OUTCOMES.labels("unknown", "unknown").inc()
-            replies.append(f"Unknown command `{item.name[:40]}`.\n\n{help_text()}")
+            replies.append(f"Unknown command {render.code(item.name, limit=40)}.\n\n{help_text()}")
             continue
         if permission is None:
             permission = await repo.permission(login)

@@ -138,15 +138,15 @@ async def create_pull(
     response = await repo.gh.arequest(
         "POST",
         f"/repos/{repo.full_name}/pulls",
-        json={"title": title, "body": body, "head": head, "base": base, "draft": draft},
+        json={"title": repo.md(title), "body": repo.md(body), "head": head, "base": base, "draft": draft},
     )
     return dict(response.json())
 
 
 async def update_pull(repo: RepoClient, number: int, *, body: str, title: str | None = None) -> None:
-    data: dict[str, Any] = {"body": body[:65_000]}
+    data: dict[str, Any] = {"body": repo.md(body)[:65_000]}
     if title:
-        data["title"] = title
+        data["title"] = repo.md(title)
     await repo.gh.arequest("PATCH", f"/repos/{repo.full_name}/pulls/{number}", json=data)
 
 
@@ -262,7 +262,7 @@ async def approve(repo: RepoClient, number: int, sha: str, body: str) -> None:
     await repo.gh.arequest(
         "POST",
         f"/repos/{repo.full_name}/pulls/{number}/reviews",
-        json={"commit_id": sha, "body": body, "event": "APPROVE"},
+        json={"commit_id": sha, "body": repo.md(body), "event": "APPROVE"},
     )
 
 
@@ -291,7 +291,7 @@ async def dismiss_review(repo: RepoClient, number: int, review_id: int, message:
     await repo.gh.arequest(
         "PUT",
         f"/repos/{repo.full_name}/pulls/{number}/reviews/{review_id}/dismissals",
-        json={"message": message[:500], "event": "DISMISS"},
+        json={"message": repo.md(message)[:500], "event": "DISMISS"},
     )
 
 
@@ -346,10 +346,15 @@ async def issues_with_label(repo: RepoClient, label: str, state: str = "all") ->
 
 async def create_issue(repo: RepoClient, *, title: str, body: str, labels: list[str]) -> int:
     response = await repo.gh.arequest(
-        "POST", f"/repos/{repo.full_name}/issues", json={"title": title, "body": body, "labels": labels}
+        "POST",
+        f"/repos/{repo.full_name}/issues",
+        json={"title": repo.md(title), "body": repo.md(body), "labels": labels},
     )
     return int(response.json()["number"])
 
 
 async def update_issue(repo: RepoClient, number: int, **fields: Any) -> None:
+    for key in ("title", "body"):
+        if isinstance(fields.get(key), str):
+            fields[key] = repo.md(fields[key])
     await repo.gh.arequest("PATCH", f"/repos/{repo.full_name}/issues/{number}", json=fields)

@@ -15,6 +15,7 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
+from app.policy import render
 from app.policy.commands import Permission, permission_from_api
 from app.policy.labels import LabelSpec
 
@@ -39,6 +40,16 @@ class RepoClient:
         if not isinstance(self.login, str):
             self.login = await self.login()
         return self.login
+
+    def md(self, text: str) -> str:
+        """Any text Autopack posts, after the one renderer that makes mentions, foreign links,
+        images and HTML inert (`app.policy.render`). Links to this GitHub stay."""
+        return render.finish(text, hosts=self.link_hosts())
+
+    def link_hosts(self) -> frozenset[str]:
+        base = str(getattr(getattr(self.gh, "config", None), "base_url", "") or "")
+        host = (base.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]).lower()
+        return render.DEFAULT_HOSTS | ({host.removeprefix("api.")} if host else set())
 
     @property
     def owner(self) -> str:
@@ -93,7 +104,7 @@ class RepoClient:
         deleted). `search=False`: the caller knows no such comment can exist yet (a first attempt
         of a first triage), which saves listing the thread.
         """
-        text = f"{body.rstrip()}\n\n{marker(key)}"
+        text = self.md(f"{body.rstrip()}\n\n{marker(key)}")
         if known_id is not None:
             try:
                 await self.gh.rest.issues.async_update_comment(self.owner, self.name, known_id, body=text)
@@ -198,9 +209,9 @@ class RepoClient:
         annotations: list[dict[str, Any]] | None = None,
     ) -> int:
         """A completed check run; at most 50 annotations (add more with `annotate_check_run`)."""
-        output: dict[str, Any] = {"title": title[:255], "summary": summary[:65_000]}
+        output: dict[str, Any] = {"title": self.md(title)[:255], "summary": self.md(summary)[:65_000]}
         if annotations:
-            output["annotations"] = annotations[:50]  # GitHub's limit per request
+            output["annotations"] = self._annotations(annotations[:50])  # GitHub's limit per request
         response = await self.gh.rest.checks.async_create(
             self.owner,
             self.name,
@@ -244,9 +255,19 @@ class RepoClient:
             self.name,
             check_run_id,
             data={
-                "output": {"title": title[:255], "summary": summary[:65_000], "annotations": annotations[:50]}
+                "output": {
+                    "title": self.md(title)[:255],
+                    "summary": self.md(summary)[:65_000],
+                    "annotations": self._annotations(annotations[:50]),
+                }
             },
         )
+
+    def _annotations(self, annotations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {**a, **{k: self.md(str(a[k])) for k in ("title", "message", "raw_details") if k in a}}
+            for a in annotations
+        ]
 
     # ---- pull requests ---------------------------------------------------------------------
 
@@ -290,7 +311,12 @@ class RepoClient:
             self.owner,
             self.name,
             number,
-            data={"commit_id": commit_id, "body": body, "event": "COMMENT", "comments": comments},
+            data={
+                "commit_id": commit_id,
+                "body": self.md(body),
+                "event": "COMMENT",
+                "comments": [{**c, "body": self.md(str(c.get("body") or ""))} for c in comments],
+            },
         )
         return int(response.json().get("id") or 0)
 

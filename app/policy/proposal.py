@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from app.policy import render
 from app.policy.audit import CATEGORY_ORDER, file_categories, primary_category
 from app.policy.markdown import neutral
 
@@ -409,9 +410,10 @@ def render_body(proposal: Proposal) -> str:
         "",
         "## Files",
         "",
-        *[f"- test: `{p}`" for p in test_files],
+        *[f"- test: {render.code(p, limit=300)}" for p in test_files],
         *[
-            f"- fix: `{p}`" + (" (deleted)" if proposal.files[p]["current"] is None else "")
+            f"- fix: {render.code(p, limit=300)}"
+            + (" (deleted)" if proposal.files[p]["current"] is None else "")
             for p in fix_files
         ],
         "",

@@ -133,3 +133,33 @@ async def test_unparseable_payload_fails_permanently(harness: Harness, github: F
     assert job is not None
     with pytest.raises(PermanentError, match="does not match GitHub's schema"):
         await harness.dispatcher(job)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x`@victim`",
+        "x`[click](https://evil.example)`",
+        "x`![p](https://evil.example/p.png)`",
+        "www.evil.example",
+    ],
+)
+async def test_an_unknown_command_echoes_nothing_live(
+    harness: Harness, github: FakeGitHub, name: str
+) -> None:
+    """`/autopack x\\`@victim\\`` used to be echoed inside backticks it closed: a ping for anyone."""
+    from tests.unit.test_render import problems
+
+    await harness.deliver("issue_comment", comment_payload(f"/autopack {name}", login="reader"))
+    await harness.run_next()
+    (reply,) = github.bot_comments()
+    assert reply["body"].startswith("Unknown command ")
+    assert problems(reply["body"]) == []
+    assert github.reactions[-1] == (9001, "-1")
+
+
+async def test_a_normal_command_still_answers(harness: Harness, github: FakeGitHub) -> None:
+    await harness.deliver("issue_comment", comment_payload("/autopack help", login="reader"))
+    await harness.run_next()
+    (reply,) = github.bot_comments()
+    assert reply["body"].startswith("**Autopack commands**")
