@@ -39,6 +39,10 @@ class Registry:
     def get(self, name: str) -> Flow | None:
         return self.flows.get(name)
 
+    def events(self) -> frozenset[str]:
+        """Every event some flow handles."""
+        return frozenset(event for flow in self.flows.values() for event, _ in flow.triggers)
+
     def flows_for(self, event: str, action: str | None, payload: dict[str, Any]) -> list[str]:
         names = []
         for flow in self.flows.values():

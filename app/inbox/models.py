@@ -36,6 +36,7 @@ class NewDelivery:
     headers: dict[str, str]
     payload: bytes
     received_at: float
+    body_sha256: str | None = None  # the raw body's digest: the same body is accepted once
 
 
 @dataclass(frozen=True)

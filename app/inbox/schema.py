@@ -229,6 +229,10 @@ _INTEGRITY = [
     "ALTER TABLE proposals ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
     # What an audit decided for one head, stored before its review and check run are posted, so a
     # retry after a failure between the two completes what is missing without a second review.
+    # A digest of every accepted body, for as long as its payload is kept: a captured delivery
+    # replayed under a new delivery id (from a public webhook-proxy channel, say) is refused.
+    "ALTER TABLE deliveries ADD COLUMN body_sha256 TEXT",
+    "CREATE UNIQUE INDEX deliveries_body ON deliveries (body_sha256) WHERE body_sha256 IS NOT NULL",
     """CREATE TABLE audit_reports (
         repository TEXT NOT NULL,
         pr_number BIGINT NOT NULL,
@@ -242,7 +246,7 @@ _INTEGRITY = [
 MIGRATIONS.append(
     Migration(
         5,
-        "proposal versions (compare-and-set), stored audit reports",
+        "proposal versions (compare-and-set), stored audit reports, digests of accepted bodies",
         sqlite=list(_INTEGRITY),
         postgresql=list(_INTEGRITY),
     )

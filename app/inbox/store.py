@@ -140,8 +140,9 @@ class Inbox:
     async def record_delivery(self, delivery: NewDelivery, flows: Iterable[str], *, max_attempts: int) -> str:
         """Store a verified delivery and one job per flow that handles it, atomically.
 
-        Returns "queued", "ignored" (recorded, no flow handles it) or "duplicate" (this delivery
-        id was recorded before; nothing changes).
+        Returns "queued", "ignored" (recorded, no flow handles it), "duplicate" (this delivery
+        id was recorded before; nothing changes) or "replayed" (this exact body was accepted
+        before under another delivery id, within the retention period; nothing is stored).
         """
         flow_names = list(flows)
         status = DeliveryStatus.QUEUED if flow_names else DeliveryStatus.IGNORED
@@ -150,8 +151,8 @@ class Inbox:
         def op(tx: Tx) -> str:
             inserted = tx.execute(
                 """INSERT INTO deliveries (id, event, action, installation_id, repository, subject,
-                   status, received_at, headers, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO NOTHING""",
+                   status, received_at, headers, payload, body_sha256)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
                 (
                     delivery.id,
                     delivery.event,
@@ -163,10 +164,12 @@ class Inbox:
                     delivery.received_at,
                     headers,
                     delivery.payload,
+                    delivery.body_sha256,
                 ),
             )
             if inserted == 0:
-                return "duplicate"
+                known = tx.fetchone("SELECT 1 AS x FROM deliveries WHERE id = ?", (delivery.id,))
+                return "duplicate" if known else "replayed"
             for flow in flow_names:
                 tx.execute(
                     _INSERT_JOB,
@@ -487,7 +490,7 @@ class Inbox:
         now = self.clock()
         return await self.db.run(
             lambda tx: tx.execute(
-                """UPDATE deliveries SET payload = NULL, headers = NULL, pruned_at = ?
+                """UPDATE deliveries SET payload = NULL, headers = NULL, body_sha256 = NULL, pruned_at = ?
                    WHERE received_at < ? AND pruned_at IS NULL AND NOT EXISTS (
                      SELECT 1 FROM jobs j WHERE j.delivery_id = deliveries.id
                      AND j.status IN ('queued', 'running'))""",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable
 
@@ -32,12 +33,20 @@ UNVERIFIED = "unverified"
 MAX_HEADER_VALUE = 200
 
 
+_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+# Events that may name a metric series; any other name (a verified sender can put anything in the
+# header) shares one label, so the number of series stays bounded.
+LABELLED_EVENTS = frozenset({"ping", "installation", "installation_repositories", "github_app_authorization"})
+
+
 def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
-    """GitHub's `X-Hub-Signature-256: sha256=<hex>`; the legacy SHA-1 header is never accepted."""
-    if not header or not header.startswith("sha256="):
+    """GitHub's `X-Hub-Signature-256: sha256=<hex>`; the legacy SHA-1 header is never accepted.
+    A header of any other shape (non-ASCII included) is simply invalid: a 401, never an error."""
+    found = _SIGNATURE.fullmatch((header or "").strip())
+    if found is None:
         return False
     expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[len("sha256=") :].strip().lower())
+    return hmac.compare_digest(expected, found.group(1).lower())
 
 
 def _json(status: int, body: dict[str, object]) -> Response:
@@ -79,6 +88,10 @@ class WebhookReceiver:
         self.max_body_bytes = max_body_bytes
         self.max_attempts = max_attempts
         self.on_queued = on_queued
+        self.labelled = registry.events() | LABELLED_EVENTS
+
+    def _label(self, event: str) -> str:
+        return event if event in self.labelled else "other"
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -113,21 +126,25 @@ class WebhookReceiver:
         delivery_id = request.headers.get("x-github-delivery")
         if not event or not delivery_id:
             return self._refuse(
-                event, "rejected_headers", 400, "missing X-GitHub-Event or X-GitHub-Delivery header"
+                self._label(event),
+                "rejected_headers",
+                400,
+                "missing X-GitHub-Event or X-GitHub-Delivery header",
             )
         if len(event) > MAX_HEADER_VALUE or len(delivery_id) > MAX_HEADER_VALUE:
             return self._refuse(
                 UNVERIFIED, "rejected_headers", 400, "X-GitHub-Event or X-GitHub-Delivery too long"
             )
+        label = self._label(event)
         if event == "ping":
-            metrics.DELIVERIES.labels(event, "pong").inc()
+            metrics.DELIVERIES.labels(label, "pong").inc()
             return _json(200, {"delivery": delivery_id, "status": "pong"})
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return self._refuse(event, "rejected_json", 400, "body is not valid JSON")
+            return self._refuse(label, "rejected_json", 400, "body is not valid JSON")
         if not isinstance(payload, dict):
-            return self._refuse(event, "rejected_json", 400, "body is not a JSON object")
+            return self._refuse(label, "rejected_json", 400, "body is not a JSON object")
         action = payload.get("action") if isinstance(payload.get("action"), str) else None
         flows = self.registry.flows_for(event, action, payload)
         delivery = NewDelivery(
@@ -142,14 +159,20 @@ class WebhookReceiver:
             },
             payload=body,
             received_at=time.time(),
+            body_sha256=hashlib.sha256(body).hexdigest(),
         )
         try:
             status = await self.inbox.record_delivery(delivery, flows, max_attempts=self.max_attempts)
         except DatabaseUnavailable as exc:
-            log.error("delivery not recorded", delivery=delivery.id, github_event=event, error=str(exc))
+            log.error("delivery not recorded", delivery=delivery.id, github_event=label, error=str(exc))
             # 503 tells GitHub (and the operator redelivering) that nothing was stored.
-            return self._refuse(event, "rejected_database", 503, "inbox unavailable, try again")
-        metrics.DELIVERIES.labels(event, status).inc()
+            return self._refuse(label, "rejected_database", 503, "inbox unavailable, try again")
+        metrics.DELIVERIES.labels(label, status).inc()
+        if status == "replayed":
+            # The same body under a new id: a captured delivery sent again. Nothing is stored; the
+            # answer does not tell the sender more than a redelivery would get.
+            log.warning("replayed body refused", delivery=delivery.id, github_event=label)
+            return _json(202, {"delivery": delivery.id, "status": "duplicate"})
         if status == "queued" and self.on_queued is not None:
             self.on_queued()
         return _json(202, {"delivery": delivery.id, "status": status})

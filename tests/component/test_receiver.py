@@ -245,3 +245,82 @@ def test_overlong_delivery_id_is_refused(client: TestClient, service: Service) -
     body = json.dumps(comment_payload("/autopack help")).encode()
     assert post(client, "issue_comment", body, "x" * 201).status_code == 400
     assert stored(service) == []
+
+
+# ---- issue 17: replays, event labels, malformed signatures ------------------------------------
+
+
+def test_a_captured_body_replayed_under_a_new_delivery_id_is_refused(
+    client: TestClient, service: Service
+) -> None:
+    """A body captured from a public webhook-proxy channel (a writer's `/autopack reject`, say) and
+    sent again under a fresh delivery id must not run a second time."""
+    from prometheus_client import REGISTRY
+
+    body = json.dumps(comment_payload("/autopack reject not needed", login="maintainer")).encode()
+    assert post(client, "issue_comment", body, "d-original").json()["status"] == "queued"
+    before = REGISTRY.get_sample_value(
+        "autopack_deliveries_total", {"event": "issue_comment", "outcome": "replayed"}
+    )
+    replay = post(client, "issue_comment", body, "d-replay")
+    assert replay.status_code == 202
+    assert replay.json() == {"delivery": "d-replay", "status": "duplicate"}
+    assert [r["id"] for r in stored(service)] == ["d-original"]  # nothing stored
+    assert len(jobs(service)) == 1  # nothing queued
+    after = REGISTRY.get_sample_value(
+        "autopack_deliveries_total", {"event": "issue_comment", "outcome": "replayed"}
+    )
+    assert (after or 0) == (before or 0) + 1
+    # Positive control: a different body (a new comment) is accepted as usual.
+    other = json.dumps(comment_payload("/autopack reject not needed", login="maintainer", comment_id=9002))
+    assert post(client, "issue_comment", other.encode(), "d-new").json()["status"] == "queued"
+
+
+def test_the_digest_goes_with_the_payload_after_retention(client: TestClient, service: Service) -> None:
+    import asyncio
+
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    post(client, "issue_comment", body, "d-old")
+    assert service.inbox is not None
+    service.inbox.db.run_sync(lambda tx: tx.execute("UPDATE jobs SET status = 'done'"))
+    service.inbox.db.run_sync(lambda tx: tx.execute("UPDATE deliveries SET received_at = 0"))
+    assert asyncio.run(service.inbox.prune_payloads(60)) == 1
+    (row,) = stored(service)
+    assert row["body_sha256"] is None
+    assert row["payload"] is None
+
+
+def test_a_verified_unknown_event_name_shares_one_metric_label(client: TestClient, service: Service) -> None:
+    body = json.dumps({"zen": "x", "hook_id": 1}).encode()
+    assert post(client, "made_up_event_9f3c", body, "d-odd").status_code == 202
+    metrics = client.get("/metrics").text
+    assert "made_up_event_9f3c" not in metrics
+    assert 'autopack_deliveries_total{event="other",outcome="ignored"}' in metrics
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "sha256=" + "é" * 64,  # non-ASCII: compare_digest used to raise (a 500)
+        "sha256=" + "g" * 64,
+        "sha256=" + "a" * 63,
+        "sha256=" + "a" * 64 + "00",
+        "sha256= ",
+        "SHA256=" + "a" * 64,
+        "sha256=\u0660" * 10,
+    ],
+)
+def test_any_malformed_signature_header_is_a_401(client: TestClient, service: Service, header: str) -> None:
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    response = client.post(
+        PATH,
+        content=body,
+        headers=[
+            (b"x-github-event", b"issue_comment"),
+            (b"x-github-delivery", b"d-sig"),
+            (b"content-type", b"application/json"),
+            (b"x-hub-signature-256", header.encode("utf-8")),  # raw bytes, as a client may send
+        ],
+    )
+    assert response.status_code == 401
+    assert stored(service) == []
