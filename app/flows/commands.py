@@ -32,6 +32,8 @@ from app.policy.commands import (
 )
 from app.policy.proposal import Proposal
 
+DAY = 86_400
+
 
 @dataclass
 class CommandContext:
@@ -41,6 +43,7 @@ class CommandContext:
     comment_id: int
     sender: str
     command: ParsedCommand
+    permission: Permission = Permission.NONE  # the sender's, asked at the time of the command
 
     @property
     def subject(self) -> str:
@@ -198,7 +201,7 @@ async def handle(ctx: FlowContext) -> None:
                 f"this repository; you have **{permission.label}**."
             )
             continue
-        reply = await spec.handler(CommandContext(ctx, repo, number, comment_id, login, item))
+        reply = await spec.handler(CommandContext(ctx, repo, number, comment_id, login, item, permission))
         COMMAND_OUTCOMES.labels(spec.name, "ran").inc()
         ctx.log.info("command ran", command=spec.name, user=login)
         if reply:
@@ -253,8 +256,22 @@ async def _triage(ctx: CommandContext) -> str:
     issue = ctx.flow.payload.get("issue") or {}
     if "pull_request" in issue:
         return "Triage is for issues, not pull requests."
-    await _run_flow_now(ctx, "triage", issue=issue)
-    return ""  # the triage comment is the answer
+    if ctx.permission >= Permission.TRIAGE:
+        await _run_flow_now(ctx, "triage", issue=issue)
+        return ""  # the triage comment is the answer
+    # The issue's author, without triage rights: within the same per-reporter daily limit as
+    # feedback they file, so nobody can spend the repository's budget by asking again and again.
+    limit = (await ctx.flow.policy()).policy.feedback.rate_limit_per_day
+    now = ctx.flow.inbox.clock()
+    times = await ctx.flow.inbox.triage_times(ctx.repo.full_name, ctx.sender, since=now - DAY)
+    if len(times) >= limit:
+        again = dt.datetime.fromtimestamp(min(times) + DAY, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"As the issue's author you can ask for {limit} triage{'s' if limit != 1 else ''} a day "
+            f"in this repository, and today's are used. You can ask again after {again}."
+        )
+    await _run_flow_now(ctx, "triage", issue=issue, by_author=True)
+    return ""
 
 
 @command("audit", Permission.WRITE, "Audit this pull request now: findings as a review and a check run.")

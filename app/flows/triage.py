@@ -24,6 +24,7 @@ DAY = 86_400
 async def handle(ctx: FlowContext) -> None:
     issue: dict[str, Any] = ctx.payload["issue"]
     forced = bool(ctx.payload.get("forced"))
+    by_author = bool(ctx.payload.get("by_author"))  # `/autopack triage` by an author without rights
     loaded = await ctx.policy()
     policy = loaded.policy
     repo = await ctx.repo()
@@ -32,6 +33,8 @@ async def handle(ctx: FlowContext) -> None:
     last, today = await ctx.inbox.triage_history(
         repo.full_name, number, author, since=ctx.inbox.clock() - DAY
     )
+    if by_author:  # every run counts against the author's daily limit, re-triages included
+        today = len(await ctx.inbox.triage_times(repo.full_name, author, since=ctx.inbox.clock() - DAY))
     history = triage.History(last["body_hash"] if last else None, last["body"] if last else None, today)
     verdict = triage.screen(
         issue,
@@ -40,6 +43,7 @@ async def handle(ctx: FlowContext) -> None:
         policy=policy,
         history=history,
         forced=forced,
+        limited=by_author or not forced,
     )
     if not verdict.run:
         TRIAGE.labels(verdict.reason).inc()

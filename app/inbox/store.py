@@ -520,6 +520,16 @@ class Inbox:
 
         return await self.db.run(op)
 
+    async def triage_times(self, repository: str, author: str, *, since: float) -> list[float]:
+        """When each triage of `author`'s issues ran since `since` (re-triages included)."""
+        rows = await self.db.run(
+            lambda tx: tx.fetchall(
+                "SELECT triaged_at FROM triage_log WHERE repository = ? AND author = ? AND triaged_at >= ?",
+                (repository, author, since),
+            )
+        )
+        return sorted(float(r["triaged_at"]) for r in rows)
+
     async def record_triage(
         self,
         repository: str,

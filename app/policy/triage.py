@@ -60,8 +60,13 @@ def screen(
     policy: RepoPolicy,
     history: History,
     forced: bool = False,
+    limited: bool | None = None,
 ) -> Screen:
-    """Whether to triage this issue now, and why not. `forced`: `/autopack triage` asked for it."""
+    """Whether to triage this issue now, and why not. `forced`: `/autopack triage` asked for it.
+    `limited`: the per-reporter daily limit applies (by default unless forced; an issue's author
+    forcing a triage without triage rights stays within it)."""
+    if limited is None:
+        limited = not forced
     user = issue.get("user") or {}
     feedback = policy.feedback.label
     labels = {str(lbl.get("name")) for lbl in issue.get("labels") or [] if isinstance(lbl, dict)}
@@ -84,7 +89,7 @@ def screen(
         return Screen(False, "already triaged for this body")
     if action == "edited" and not forced and not materially_changed(history.last_body, issue.get("body")):
         return Screen(False, "edit not material")
-    if not forced and history.reporter_triages_today >= policy.feedback.rate_limit_per_day:
+    if limited and history.reporter_triages_today >= policy.feedback.rate_limit_per_day:
         return Screen(False, "reporter rate limit")
     return Screen(True, "triage")
 

@@ -546,6 +546,7 @@ async def test_the_budget_is_checked_before_any_work(
     await harness.deliver("issue_comment", propose_comment())
     assert await harness.run_all() == ["command"]
     assert "Not now: weekly repository token budget reached" in repo.comments[-1]["body"]
+    assert re.search(r"resets \d{4}-\d\d-\d\d 00:00 UTC", repo.comments[-1]["body"])  # when to ask again
     assert builder.calls == 0
     assert repo.log.count("GET /repos/octo-org/widgets/git/trees/" + repo.head) == 0
 

@@ -328,3 +328,38 @@ async def test_triage_command_refused_for_a_stranger(
     await harness.run_next()
     assert "needs **triage** permission" in repo.bot_comments()[0]["body"]
     assert await harness.inbox.claim("w", 60) is None  # nothing queued
+
+
+async def test_an_authors_forced_triage_stays_within_the_per_reporter_limit(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """An issue's author without triage rights could spend the repository's budget by asking
+    again and again (a forced triage used to skip the limit). Within the limit it runs; past it the
+    reply says when they can ask again; a maintainer's `/autopack triage` is not limited."""
+    repo, router = github
+    repo.files[(REPO, ".github/autopack.yml")] = "feedback: {rate_limit_per_day: 2}\n"
+    calls = []
+
+    def ask(n: int, login: str = "reporter", body: str | None = None) -> dict[str, Any]:
+        command = comment_payload("/autopack triage", login=login, number=7, comment_id=9100 + n)
+        command["issue"]["user"].update(login="reporter", type="User")
+        command["issue"]["labels"] = []
+        command["issue"]["body"] = body or f"Saving fails, version {n}."  # a new body each time
+        command["repository"]["default_branch"] = "main"
+        return command
+
+    for n in range(2):
+        await harness.deliver("issue_comment", ask(n))
+        await harness.run_all()
+        calls.append(len([c for c in router.calls if c.request.url == OPENAI]))
+    assert calls == [1, 2]  # two triages within the limit
+    await harness.deliver("issue_comment", ask(2))
+    assert await harness.run_all() == ["command"]  # no triage queued
+    assert len([c for c in router.calls if c.request.url == OPENAI]) == 2
+    refusal = next(c for c in repo.bot_comments() if "autopack:command:9102" in c["body"])
+    assert "you can ask for 2 triages a day in this repository" in refusal["body"]
+    assert "You can ask again after 20" in refusal["body"]  # a date and time in UTC
+    # Positive control: a maintainer's forced triage is not limited.
+    await harness.deliver("issue_comment", ask(3, login="maintainer", body="Saving fails, version 3."))
+    assert await harness.run_all() == ["command", "triage"]
+    assert len([c for c in router.calls if c.request.url == OPENAI]) == 3

@@ -131,3 +131,14 @@ def test_invalid_yaml_gives_the_line(tmp_path: Path) -> None:
     bad.write_text("complexity_models:\n  low: {builder: [\n")
     with pytest.raises(ConfigError, match=r"not valid YAML \(line \d+, column \d+\)"):
         load_routing(bad)
+
+
+def test_the_shipped_routing_caps_each_installation_and_repository() -> None:
+    """One repository cannot spend every installation's week: default caps ship, below the quotas."""
+    routing = load_routing()
+    budgets = routing.budgets
+    assert budgets.installation_weekly_tokens is not None
+    assert budgets.repository_weekly_tokens is not None
+    assert budgets.repository_weekly_tokens < budgets.installation_weekly_tokens
+    smallest_quota = min(q.weekly_token_cap for q in routing.provider_quotas.values())
+    assert budgets.installation_weekly_tokens <= 2 * smallest_quota
