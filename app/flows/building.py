@@ -236,10 +236,8 @@ def guard(proposal: policy.Proposal, working: Working, tree: git.Tree, rules: Re
             "The proposed change breaks the repository's guardrails, so nothing was committed:\n"
             + "\n".join(f"- {v}" for v in report.violations)
         )
-    proposal.flags = [
-        f"{'new dependency' if f.kind == 'dependency' else 'install hook'} in `{f.path}`: {f.detail}"
-        for f in report.flags
-    ]
+    words = {"dependency": "new dependency", "install_hook": "install hook", "executes": "runs in CI"}
+    proposal.flags = [f"{words.get(f.kind, f.kind)} in `{f.path}`: {f.detail}" for f in report.flags]
     proposal.files = {
         path: {
             "base": working.base.get(path),

@@ -66,11 +66,71 @@ class Violation:
         return f"`{self.rule}` — `{self.path}`: {self.message}"
 
 
+# Files that run code in CI or when the project is built or installed: a change to them would run
+# with the repository's secrets before anyone has reviewed it. Refused unless allowed, always listed.
+_EXECUTES_NAMES = frozenset(
+    {
+        "conftest.py", "noxfile.py", "tox.ini", "setup.py", "pytest.ini", "Makefile", "makefile",
+        "GNUmakefile", "Rakefile", "Gemfile", "Justfile", "justfile", "Taskfile.yml", "Taskfile.yaml",
+        "build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts", "gradlew", "mvnw",
+        "pom.xml", "build.rs", "build.sbt", "CMakeLists.txt", "meson.build", "Dockerfile", "Containerfile",
+        "Jenkinsfile", ".pre-commit-config.yaml", ".gitlab-ci.yml", ".travis.yml", "azure-pipelines.yml",
+        "bitbucket-pipelines.yml", ".drone.yml", "appveyor.yml", "Earthfile", "Vagrantfile",
+    }
+)  # fmt: skip
+_EXECUTES_GLOBS = (
+    "*.mk", "*.gemspec", "*.config.js", "*.config.cjs", "*.config.mjs", "*.config.ts", ".eslintrc.js",
+    ".eslintrc.cjs", ".babelrc.js", "*.cmake", ".circleci/*", ".buildkite/*", ".husky/*",
+)  # fmt: skip
+_PYPROJECT_EXECUTES = (
+    "build-system",
+    "tool.setuptools",
+    "tool.hatch",
+    "tool.pytest",
+    "tool.poe",
+    "tool.taskipy",
+)
+
+
+def executes(path: str, old: str | None, new: str | None) -> str | None:
+    """Why a change to this file runs code in CI or at build/install time, or None."""
+    name = posixpath.basename(path)
+    if name in _EXECUTES_NAMES or any(
+        fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(name, g) for g in _EXECUTES_GLOBS
+    ):
+        return "runs in CI or when the project is built or installed"
+    if name == "package.json" and _json_section(old, "scripts") != _json_section(new, "scripts"):
+        return "its npm scripts run in CI and at install"
+    if name == "pyproject.toml":
+        changed = [t for t in _PYPROJECT_EXECUTES if _toml_section(old, t) != _toml_section(new, t)]
+        if changed:
+            return f"`[{changed[0]}]` configures what runs at build or test time"
+    return None
+
+
+def _json_section(text: str | None, key: str) -> object:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _toml_section(text: str | None, dotted: str) -> object:
+    try:
+        node: object = tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError:
+        return None
+    for key in dotted.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
 @dataclass(frozen=True)
 class Flag:
-    """Not refused, but the human must see it: a new dependency or an install hook."""
+    """Not refused, but the human must see it: a new dependency, an install hook, a file that runs."""
 
-    kind: str  # "dependency" | "install_hook"
+    kind: str  # "dependency" | "install_hook" | "executes"
     path: str
     detail: str
 
@@ -87,9 +147,27 @@ class Report:
         return not self.violations
 
 
+# Code points HFS+ ignores when it compares names, so `.g\u200cit` is `.git` there (git's
+# `is_hfs_dotgit`): zero-width non-joiner/joiner, bidi marks and embeddings, the BOM and others.
+_HFS_IGNORED = frozenset(
+    "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
+)
+_NTFS_SHORT_GIT = re.compile(r"git~\d+", re.IGNORECASE)  # the 8.3 short name NTFS gives `.git`
+
+
+def is_dotgit(component: str) -> bool:
+    """Whether a path component names `.git` on some file system git checks out to (git's
+    `verify_path` with core.protectNTFS and core.protectHFS): any case, HFS+-ignored code points,
+    NTFS trailing dots and spaces, alternate data streams and the `GIT~1` short name."""
+    name = "".join(ch for ch in component if ch not in _HFS_IGNORED).lower()
+    name = name.split(":", 1)[0].rstrip(". ")
+    return name == ".git" or bool(_NTFS_SHORT_GIT.fullmatch(name))
+
+
 def path_problem(path: str) -> str | None:
-    """Why a path can never be written by the bot (outside the repository or inside `.git`)."""
-    if not path or path != path.strip() or "\x00" in path or "\\" in path:
+    """Why a path can never be written by the bot: outside the repository, inside `.git` under any
+    file system's reading of the name, or a name git refuses to check out (git's `verify_path`)."""
+    if not path or path != path.strip() or "\\" in path or any(ord(ch) < 0x20 for ch in path):
         return "not a plain repository path"
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         return "absolute path"
@@ -98,8 +176,12 @@ def path_problem(path: str) -> str | None:
         return "path leaves the repository or is not normalised"
     if posixpath.normpath(path) != path:
         return "path is not normalised"
-    if any(p.lower() == ".git" for p in parts):
-        return "inside .git/"
+    if any(is_dotgit(p) for p in parts):
+        return "inside .git/ (as NTFS or HFS+ would read the name)"
+    if any(":" in p for p in parts):
+        return "a colon: an NTFS alternate data stream or drive"
+    if any(p.endswith((".", " ")) for p in parts):
+        return "a name ending in a dot or space, which NTFS strips (it would alias another file)"
     return None
 
 
@@ -139,13 +221,35 @@ def check(
     """`changed`: path → new content (None: deleted); `base`: the same paths at the base commit;
     `modes`: the base tree's file modes (symlinks, submodules) for every path in it."""
     violations: list[Violation] = []
+    flags: list[Flag] = []
     total_lines = 0
     symlinked_dirs = {p for p, m in modes.items() if m in (SYMLINK_MODE, SUBMODULE_MODE)}
+    directories = {"/".join(p.split("/")[:i]) for p in modes for i in range(1, p.count("/") + 1)}
     for path, new in changed.items():
         problem = path_problem(path)
         if problem:
             violations.append(Violation("path.outside", path, problem))
             continue
+        if new is not None and path in directories:
+            violations.append(
+                Violation("path.directory", path, "a directory of the base tree; a file would replace it")
+            )
+        parents = ["/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)]
+        under_file = next((p for p in parents if p in modes and changed.get(p, "") is not None), None)
+        if new is not None and under_file and modes.get(under_file) not in (SYMLINK_MODE, SUBMODULE_MODE):
+            violations.append(Violation("path.directory", path, f"`{under_file}` is a file in the base tree"))
+        why = executes(path, base.get(path), new)
+        if why:
+            flags.append(Flag("executes", path, why))
+            if not _allowed(path, rules.allow_paths):
+                violations.append(
+                    Violation(
+                        "file.executes",
+                        path,
+                        f"{why}, with the repository's secrets, before anyone reviews it "
+                        "(allow it with guardrails.allow_paths)",
+                    )
+                )
         if path.startswith(_WORKFLOWS):
             violations.append(Violation("path.workflow", path, "workflow files are never changed by the bot"))
             continue
@@ -158,7 +262,6 @@ def check(
         if mode in (SYMLINK_MODE, SUBMODULE_MODE):
             kind = "symlink" if mode == SYMLINK_MODE else "submodule"
             violations.append(Violation("file.symlink", path, f"the path is a {kind}; it is never changed"))
-        parents = ["/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)]
         linked = next((p for p in parents if p in symlinked_dirs), None)
         if linked:
             violations.append(Violation("file.symlink", path, f"`{linked}` is a symlink or submodule"))
@@ -193,7 +296,7 @@ def check(
                 "(guardrails.max_changed_lines)",
             )
         )
-    flags = [f for path, new in changed.items() for f in dependency_flags(path, base.get(path), new)]
+    flags += [f for path, new in changed.items() for f in dependency_flags(path, base.get(path), new)]
     return Report(tuple(violations), tuple(flags), len(changed), total_lines)
 
 

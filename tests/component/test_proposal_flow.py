@@ -315,6 +315,12 @@ async def test_an_audit_block_revises_instead_of_marking_ready(
         (edit("create", ".git/hooks/pre-commit", content="#!/bin/sh\n"), "path.outside"),
         (edit("create", "app/big.py", content="x = 1\n" * 900), "size.lines"),
         (edit("replace", "docs/link.md", content="now a file\n"), "file.symlink"),
+        (edit("create", ".git./hooks/pre-commit", content="#!/bin/sh\n"), "path.outside"),  # NTFS
+        (edit("create", ".g\u200cit/config", content="[core]\n"), "path.outside"),  # HFS+
+        (edit("create", "GIT~1/config", content="[core]\n"), "path.outside"),
+        (edit("create", "app", content="a file where the folder is\n"), "path.directory"),
+        (edit("create", "tests/conftest.py", content="import os\nos.system('x')\n"), "file.executes"),
+        (edit("replace", "conftest.py", content="collect_ignore = ['tests']\n"), "file.executes"),
     ],
 )
 async def test_guardrails_refuse_and_nothing_is_committed(

