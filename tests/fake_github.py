@@ -86,6 +86,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("PATCH", _REPO + r"/check-runs/(?P<rid>\d+)", "_update_run"),
     ("POST", _REPO + r"/check-runs", "_create_run"),
     ("GET", _REPO + r"/collaborators/(?P<user>[^/]+)/permission", "_permission"),
+    ("GET", _REPO + r"/environments/(?P<env>[^/?]+)$", "_environment"),
     ("POST", _REPO + r"/issues/comments/(?P<cid>\d+)/reactions", "_react"),
     ("GET", _REPO + r"/issues/(?P<n>\d+)/comments", "_list"),
     ("POST", _REPO + r"/issues/(?P<n>\d+)/comments", "_create"),
@@ -190,6 +191,7 @@ class FakeGitHub:
         self.auto_merge: list[dict[str, Any]] = []  # enablePullRequestAutoMerge variables, in order
         self.auto_merge_disabled: list[str] = []  # node ids
         self.dismissals: list[dict[str, Any]] = []
+        self.environments: dict[str, list[str]] = {}  # Actions environment → its protection rule types
         self.code_search: dict[str, list[str]] = {}  # package → paths that mention it
         self.compares: dict[str, list[dict[str, Any]]] = {}  # "base...head" → files
         self.commit_file_lists: dict[str, list[dict[str, Any]]] = {}  # sha → files
@@ -461,6 +463,12 @@ class FakeGitHub:
         )
         self.reviews.setdefault(int(n), []).append(review)
         return httpx.Response(200, json=review)
+
+    def _environment(self, request: httpx.Request, full: str, env: str) -> httpx.Response:
+        if env not in self.environments:
+            return httpx.Response(404, json={"message": "Not Found"})
+        rules = [{"id": i, "type": t} for i, t in enumerate(self.environments[env], 1)]
+        return httpx.Response(200, json={"name": env, "protection_rules": rules})
 
     def _dismiss(self, request: httpx.Request, full: str, n: str, rid: str) -> httpx.Response:
         data = _body(request)

@@ -26,9 +26,10 @@ from app.llm.service import TASK_INPUT_BUDGET, Answer
 from app.llm.tokens import counter_for
 from app.metrics import AUDITS
 from app.policy import audit, hidden_text, secrets
-from app.policy.diff import fit, from_api
+from app.policy.diff import FileDiff, fit, from_api
 from app.policy.markdown import neutral
 from app.policy.proposal import issue_of_branch
+from app.policy.repo_policy import RepoPolicy
 
 CHECK_NAME = "Autopack audit"
 _MARKER = re.compile(
@@ -58,9 +59,41 @@ async def handle(ctx: FlowContext) -> None:
             AUDITS.labels("skipped_not_ours").inc()
             return
     head = str(pr["head"]["sha"])
+    reported, posted = await _earlier_reviews(repo, number, head)
+    reports = AuditReports(ctx.inbox.db, clock=ctx.inbox.clock)
+    stored = await reports.get(repo.full_name, number, head)
+    if posted is not None or stored is not None:
+        await _complete(ctx, repo, pr, head, posted, stored)
+        return
+
+    files = from_api(await repo.pull_files(number))
+    commits = await repo.pull_commits(number)
+    report = await assess(
+        ctx,
+        repo,
+        policy,
+        files=files,
+        head=head,
+        title=str(pr.get("title") or ""),
+        body=str(pr.get("body") or ""),
+        commit_messages=[str((c.get("commit") or {}).get("message") or "") for c in commits],
+        reported=reported,
+    )
+    await reports.put(repo.full_name, number, head, report)  # before anything is posted
+    await _post_review(ctx, repo, number, head, report)
+    await _post_check(repo, head, report)
+    AUDITS.labels(report["verdict"]).inc()
+    ctx.log.info("audited", pr=number, head=head, verdict=report["verdict"], title=report["title"])
+    await _report_to_proposal(ctx, pr, head, str(report["verdict"]), list(report["findings"]))
+
+
+async def _earlier_reviews(
+    repo: RepoClient, number: int, head: str
+) -> tuple[set[str], dict[str, Any] | None]:
+    """The fingerprints Autopack's earlier reviews reported, and its review of `head` if any."""
     bot = await repo.bot_login()
     reported: set[str] = set()
-    posted: dict[str, Any] | None = None  # Autopack's review of this head, if one exists
+    posted: dict[str, Any] | None = None
     for review in await repo.reviews(number):
         if (review.get("user") or {}).get("login") != bot:
             continue
@@ -71,13 +104,28 @@ async def handle(ctx: FlowContext) -> None:
             posted = review
             continue
         reported.update(fp for fp in (match["fps"] or "").split(",") if fp)
-    reports = AuditReports(ctx.inbox.db, clock=ctx.inbox.clock)
-    stored = await reports.get(repo.full_name, number, head)
-    if posted is not None or stored is not None:
-        await _complete(ctx, repo, pr, head, posted, stored)
-        return
+    return reported, posted
 
-    files = from_api(await repo.pull_files(number))
+
+async def reported_prints(repo: RepoClient, number: int) -> set[str]:
+    """What Autopack's reviews of this pull request reported already (not said again)."""
+    return (await _earlier_reviews(repo, number, ""))[0]
+
+
+async def assess(
+    ctx: FlowContext,
+    repo: RepoClient,
+    policy: RepoPolicy,
+    *,
+    files: list[FileDiff],
+    head: str,
+    title: str,
+    body: str,
+    commit_messages: list[str],
+    reported: set[str],
+) -> dict[str, Any]:
+    """The audit of a change: categories, risk, the routed auditor(s), code-found findings, floors
+    and placement, as a report to post (review and check run) or to act on before a push."""
     extra: dict[str, list[str]] = {str(k): list(v) for k, v in policy.audit.categories.items()}
     found = audit.categories(files, extra)
     level = audit.complexity(files, found)
@@ -89,16 +137,10 @@ async def handle(ctx: FlowContext) -> None:
         count=counter_for("anthropic").count,  # the conservative estimate fits every auditor
         priority=lambda f: audit.priority(f, extra),
     )
-    commits = await repo.pull_commits(number)
     sections = [
-        Section("pr_title", str(pr.get("title") or "")),
-        Section("pr_body", str(pr.get("body") or "")[:4_000]),
-        Section(
-            "commit_messages",
-            "\n".join(
-                str((c.get("commit") or {}).get("message") or "").splitlines()[0][:200] for c in commits[:50]
-            ),
-        ),
+        Section("pr_title", title),
+        Section("pr_body", body[:4_000]),
+        Section("commit_messages", "\n".join(m.splitlines()[0][:200] for m in commit_messages[:50] if m)),
         # A credential in the diff is not sent on to a model provider (the push audit reports it).
         Section(
             "diff", secrets.redact_text(fitted.text, secrets.scan(files, allow_paths=[])[1]), kind="code"
@@ -182,12 +224,7 @@ async def handle(ctx: FlowContext) -> None:
             if audit.SEVERITY_RANK[f.severity] >= audit.SEVERITY_RANK["medium"]
         ],
     }
-    await reports.put(repo.full_name, number, head, report)  # before anything is posted
-    await _post_review(ctx, repo, number, head, report)
-    await _post_check(repo, head, report)
-    AUDITS.labels(verdict).inc()
-    ctx.log.info("audited", pr=number, head=head, verdict=verdict, risk=score.score, findings=len(fresh))
-    await _report_to_proposal(ctx, pr, head, verdict, list(report["findings"]))
+    return report
 
 
 async def _complete(

@@ -15,15 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from githubkit.exception import RequestFailed
+
 from app.errors import PermanentError
 from app.flows.context import FlowContext
 from app.github import git
 from app.github.repo import RepoClient
+from app.inbox.audit_reports import AuditReports
 from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
 from app.llm.tokens import counter_for
 from app.logs import redactor
-from app.policy import changeset, context, guardrails
+from app.policy import changeset, context, diff, guardrails
 from app.policy import proposal as policy
 from app.policy.changeset import ChangeSet, EditError, Working
 from app.policy.markdown import neutral
@@ -292,3 +295,66 @@ async def push_commits(
         message=policy.commit_message(proposal, "fix"),
     )
     return not reuse
+
+
+async def audit_before_push(
+    ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, rules: RepoPolicy
+) -> None:
+    """The audit of the exact change, before its commits are pushed: on the branch, the
+    repository's CI would run them with its secrets. A blocking audit stops the proposal here with
+    nothing pushed (Refused). Otherwise the report is stored under the fix commit, and the review
+    and check run are posted from it once the pull request is verified (no second model call)."""
+    from app.flows.audit import assess, reported_prints  # the audit flow imports this module's users
+
+    assert proposal.fix_sha is not None
+    files = diff.from_texts({p: (f["base"], f["current"]) for p, f in proposal.files.items()})
+    reported = await reported_prints(repo, proposal.pr_number) if proposal.pr_number else set()
+    report = await assess(
+        ctx,
+        repo,
+        rules,
+        files=files,
+        head=proposal.fix_sha,
+        title=proposal.title,
+        body=proposal.approach,
+        commit_messages=[policy.commit_message(proposal, "test"), policy.commit_message(proposal, "fix")],
+        reported=reported,
+    )
+    if report["verdict"] == "block":
+        findings = "\n".join(f"- {neutral(f)[:300]}" for f in report["findings"][:10]) or "- (see the audit)"
+        raise Refused(
+            "The audit of the change blocked it before anything was pushed, so the repository's CI "
+            f"never ran it:\n{findings}"
+        )
+    await AuditReports(ctx.inbox.db, clock=ctx.inbox.clock).put(
+        repo.full_name, proposal.pr_number or 0, proposal.fix_sha, report
+    )
+
+
+async def ci_approval_note(repo: RepoClient, rules: RepoPolicy) -> str | None:
+    """Whether CI on `autopack/*` branches waits for a person: the repository has the environment
+    `proposals.ci_environment` with required reviewers (docs/security.md explains the set-up).
+    A sentence for the pull request when it is missing or cannot be checked; None when it is there."""
+    name = rules.proposals.ci_environment
+    try:
+        response = await repo.gh.arequest("GET", f"/repos/{repo.full_name}/environments/{name}")
+    except RequestFailed as exc:
+        if exc.response.status_code == 404:
+            return (
+                f"CI ran this change with the repository's secrets before anyone reviewed it: no "
+                f"`{name}` environment with required reviewers gates CI on `autopack/*` branches "
+                "(see Autopack's security docs to add one)."
+            )
+        if exc.response.status_code == 403:
+            return (
+                f"Autopack could not check that CI on `autopack/*` branches waits for approval (the "
+                f"`{name}` environment; the App needs Actions: read to see it)."
+            )
+        raise
+    rules_found = {str(r.get("type")) for r in response.json().get("protection_rules") or []}
+    if "required_reviewers" not in rules_found:
+        return (
+            f"The `{name}` environment has no required reviewers, so CI on `autopack/*` branches runs "
+            "the change with its secrets before anyone reviews it."
+        )
+    return None

@@ -17,7 +17,9 @@ from app.flows import proposal_state as state
 from app.flows.building import (
     PREFLIGHT_TOKENS,
     ask_and_apply,
+    audit_before_push,
     call_meta,
+    ci_approval_note,
     gather,
     guard,
     push_commits,
@@ -164,8 +166,12 @@ async def _build(
 
 
 async def _push(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, rules: RepoPolicy) -> None:
-    await push_commits(repo, proposal, previous_tests=None)
+    await push_commits(repo, proposal, previous_tests=None)  # commit objects only: no branch yet
     assert proposal.test_sha is not None
+    await audit_before_push(ctx, repo, proposal, rules)  # a blocking audit: Refused, nothing pushed
+    note = await ci_approval_note(repo, rules)
+    if note and note not in proposal.flags:
+        proposal.flags.append(note)
     await state.wait_for_ci(ctx, repo, proposal, proposal.test_sha, "test", rules.proposals.no_ci_minutes)
     pr = await git.open_pull_for(repo, proposal.branch)
     fresh = pr is None

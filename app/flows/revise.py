@@ -18,6 +18,7 @@ from app.flows import proposal_state as state
 from app.flows.building import (
     PREFLIGHT_TOKENS,
     ask_and_apply,
+    audit_before_push,
     call_meta,
     files_section,
     guard,
@@ -95,6 +96,15 @@ async def handle(ctx: FlowContext) -> None:
     proposal.round += 1
     proposal.rounds.append(policy.Round(proposal.round, trigger, _short(failure)))
     run_test = await push_commits(repo, proposal, previous_tests=previous_tests)
+    try:
+        await audit_before_push(ctx, repo, proposal, rules)  # before CI runs the revision
+    except PermanentError as exc:
+        proposal.status = "handed_over"
+        proposal.error = refusal_text(exc)
+        proposal.rounds[-1].outcome = "blocked by the audit before the push"
+        PROPOSALS.labels("revision_blocked").inc()
+        await state.publish(ctx, repo, proposal)
+        return
     sha, phase = (proposal.test_sha, "test") if run_test else (proposal.fix_sha, "fix")
     assert sha is not None
     await state.wait_for_ci(ctx, repo, proposal, sha, phase, rules.proposals.no_ci_minutes)

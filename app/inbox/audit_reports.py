@@ -21,10 +21,13 @@ class AuditReports:
         self.clock = clock
 
     async def get(self, repository: str, pr_number: int, head: str) -> dict[str, Any] | None:
+        """The report for this head: the pull request's, or one made before the commit was pushed
+        (an Autopack proposal is audited before its first push, under pull request 0)."""
         row = await self.db.run(
             lambda tx: tx.fetchone(
-                "SELECT report FROM audit_reports WHERE repository = ? AND pr_number = ? AND head_sha = ?",
-                (repository, pr_number, head),
+                "SELECT report FROM audit_reports WHERE repository = ? AND head_sha = ? "
+                "AND pr_number IN (?, 0) ORDER BY pr_number DESC LIMIT 1",
+                (repository, head, pr_number),
             )
         )
         return dict(json.loads(row["report"])) if row else None

@@ -9,6 +9,7 @@ The budget rule: whole hunks only, files of risky categories first, then other c
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from collections.abc import Callable
@@ -171,6 +172,27 @@ def kind_of(path: str, patch: str | None) -> str:
     if patch is None:
         return "large"  # GitHub omits the patch of binary and very large files
     return "code"
+
+
+def from_texts(changes: dict[str, tuple[str | None, str | None]]) -> list[FileDiff]:
+    """FileDiffs of a change Autopack made itself (path → (before, after)), exactly as GitHub would
+    list them for the pull request: the audit before a push sees the same diff as the one after."""
+    items: list[dict[str, object]] = []
+    for path, (old, new) in sorted(changes.items()):
+        a = (old or "").splitlines(keepends=True)
+        b = (new or "").splitlines(keepends=True)
+        lines = list(difflib.unified_diff(a, b, n=3))[2:]  # GitHub's patch has no ---/+++ lines
+        patch = "".join(line if line.endswith("\n") else line + "\n" for line in lines).rstrip("\n")
+        items.append(
+            {
+                "filename": path,
+                "status": "added" if old is None else "removed" if new is None else "modified",
+                "additions": sum(1 for line in lines if line.startswith("+")),
+                "deletions": sum(1 for line in lines if line.startswith("-")),
+                "patch": patch,
+            }
+        )
+    return from_api(items)
 
 
 def from_api(files: list[dict[str, object]]) -> list[FileDiff]:

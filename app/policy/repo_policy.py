@@ -50,6 +50,9 @@ class Proposals(_Section):
     reviewers: list[str] = Field(default_factory=list)  # requested when the PR is ready
     team_reviewers: list[str] = Field(default_factory=list)
     context_tokens: int = Field(default=40_000, ge=2_000, le=50_000)  # repository files for the builder
+    # The Actions environment with required reviewers that gates CI on `autopack/*` branches;
+    # Autopack checks it exists and says so in the pull request when it does not.
+    ci_environment: str = Field(default="autopack", min_length=1, max_length=100, pattern=r"^[\w.-]+$")
 
 
 class Audit(_Section):

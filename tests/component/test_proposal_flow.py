@@ -14,7 +14,7 @@ import respx
 
 from app.inbox.proposals import Proposals
 from tests.component.harness import Harness
-from tests.component.llm_mock import OPENAI, openai_answer
+from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
 from tests.component.scenarios import (
     ANALYSIS,
     FIX_EDIT,
@@ -288,7 +288,48 @@ async def test_revise_rounds_are_capped_then_handed_over(
     assert "handed #100 over to the maintainers after 2 rounds" in repo.bot_comments()[0]["body"]
 
 
-async def test_an_audit_block_revises_instead_of_marking_ready(
+async def test_a_blocking_audit_stops_the_proposal_before_anything_is_pushed(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """On its branch, the repository's CI would run the change with the repository's secrets: the
+    audit sees the exact change first, and a block means no branch, no commit on it, no PR."""
+    repo, router = github
+    builder = Builder(router, change_set(), verdict="block")
+    await triaged(harness)
+    await harness.deliver("issue_comment", propose_comment())
+    assert await harness.run_all() == ["command", "propose"]
+    assert builder.calls == 1
+    p = await proposal(harness)
+    assert p.status == "failed"
+    assert repo.refs == {}  # nothing pushed
+    assert repo.created_pulls == []
+    assert "blocked it before anything was pushed" in (p.error or "")
+    (comment,) = repo.bot_comments()
+    assert "CI" in comment["body"]
+    audited = json.loads(next(c for c in router.calls if c.request.url == ANTHROPIC).request.content)
+    diff = section(audited["messages"][0]["content"], "diff")
+    assert "+    return retry(write, rows)" in diff  # the exact change, before any push
+
+
+async def test_the_pre_push_audit_is_the_one_posted_after_verification(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    assert len([c for c in router.calls if c.request.url == ANTHROPIC]) == 1  # audited before the push
+    p = await fail_the_test_commit(harness, repo)
+    ci_run(repo, p.fix_sha, "success", run_id=1001)
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
+    assert await harness.run_all() == ["verify", "verify_step", "audit", "verify_step", "gate_check"]
+    assert len([c for c in router.calls if c.request.url == ANTHROPIC]) == 1  # no second model call
+    (review,) = repo.reviews[100]
+    assert review["commit_id"] == p.fix_sha
+    assert [r["name"] for r in repo.check_runs] == ["Autopack audit"]
+    assert (await proposal(harness)).status == "ready"
+
+
+async def test_a_revision_the_audit_blocks_is_handed_over_without_a_push(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
@@ -296,15 +337,43 @@ async def test_an_audit_block_revises_instead_of_marking_ready(
         tests=[],
         fixes=[edit("search_replace", "app/storage/save.py", search="retry(", replace="safe_retry(")],
     )
-    builder = Builder(router, change_set(), revision, verdict="block")
+    Builder(router, change_set(), revision)
+    verdicts = ["comment", "block"]
+    router.post(ANTHROPIC).mock(
+        side_effect=lambda r: anthropic_answer(
+            {"findings": [], "verdict": verdicts.pop(0) if verdicts else "block", "confidence": 0.9},
+            "claude-sonnet-5-5",
+        )
+    )
     await start(harness)
     p = await fail_the_test_commit(harness, repo)
-    ci_run(repo, p.fix_sha, "success", run_id=1001)
-    await harness.deliver("check_suite", ci_event(p.fix_sha, "success"))
-    assert await harness.run_all() == ["verify", "verify_step", "audit", "verify_step", "revise"]
-    assert repo.ready == []
-    assert builder.calls == 2
-    assert (await proposal(harness)).round == 2
+    ci_run(repo, p.fix_sha, "failure", run_id=1002)
+    pushed = list(repo.ref_writes)
+    await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
+    assert await harness.run_all() == ["verify", "verify_step", "revise"]
+    p = await proposal(harness)
+    assert p.status == "handed_over"
+    assert repo.ref_writes == pushed  # the blocked revision never reached the branch
+    assert "blocked it before anything was pushed" in (p.error or "")
+
+
+async def test_a_missing_ci_approval_environment_is_said_in_the_pull_request(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    Builder(router, change_set())
+    await start(harness)
+    assert "no `autopack` environment with required reviewers" in repo.pulls[100]["body"]
+
+
+async def test_a_ci_approval_environment_is_recognised(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    repo.environments["autopack"] = ["required_reviewers"]
+    Builder(router, change_set())
+    await start(harness)
+    assert "environment" not in repo.pulls[100]["body"]
 
 
 @pytest.mark.parametrize(
@@ -442,6 +511,12 @@ async def test_triage_proposes_by_itself_when_the_policy_allows(
     triage_answer = {**ANALYSIS, "area": "app"}
     answers = [triage_answer, change_set()]
     router.post(OPENAI).mock(side_effect=lambda r: openai_answer(json.dumps(answers.pop(0)), "gpt-6.2-sol"))
+    # the change is audited before its first push
+    router.post(ANTHROPIC).mock(
+        return_value=anthropic_answer(
+            {"findings": [], "verdict": "comment", "confidence": 0.8}, "claude-sonnet-5-5"
+        )
+    )
     data = payload("issues", "opened.payload.json")
     data["installation"] = {"id": 4242, "node_id": "x"}
     data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
