@@ -172,7 +172,7 @@ def main() -> None:
                     sections,
                     counter=counter_for(provider),
                     budget_tokens=budget,
-                    values={"repository": "octo-org/widgets"},
+                    values={"repository": "octo-org/widgets", "framework": "pytest"},
                 )
                 counts.append(prompt.input_tokens)
                 cut = prompt.truncated
