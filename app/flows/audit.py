@@ -25,7 +25,7 @@ from app.llm.router import Role
 from app.llm.service import TASK_INPUT_BUDGET, Answer
 from app.llm.tokens import counter_for
 from app.metrics import AUDITS
-from app.policy import audit, hidden_text, secrets
+from app.policy import audit, hidden_text
 from app.policy.diff import FileDiff, fit, from_api
 from app.policy.markdown import neutral
 from app.policy.proposal import issue_of_branch
@@ -142,9 +142,7 @@ async def assess(
         Section("pr_body", body[:4_000]),
         Section("commit_messages", "\n".join(m.splitlines()[0][:200] for m in commit_messages[:50] if m)),
         # A credential in the diff is not sent on to a model provider (the push audit reports it).
-        Section(
-            "diff", secrets.redact_text(fitted.text, secrets.scan(files, allow_paths=[])[1]), kind="code"
-        ),
+        Section("diff", fitted.text, kind="code"),  # every line is redacted when the prompt is built
         Section("not_shown", "\n".join((*fitted.summarised, *fitted.omitted)) or "(nothing)"),
     ]
 

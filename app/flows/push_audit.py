@@ -61,18 +61,19 @@ async def handle(ctx: FlowContext) -> None:
     repo = await ctx.repo()
     after = str(payload["after"])
     diffs, note = await _changes(repo, payload, branch, default)
-    findings, values = secrets.scan(diffs, allow_paths=rules.push.secrets_allow_paths)
+    result = secrets.scan_diffs(diffs, allow_paths=rules.push.secrets_allow_paths)
+    findings = result.findings
     extra = {str(k): list(v) for k, v in rules.audit.categories.items()}
     found = audit.categories(diffs, extra)
     score = audit.risk(diffs, found)
-    await _report_secrets(repo, after, findings, score, rules, note)
+    await _report_secrets(repo, after, result, score, rules, note)
     PUSH_AUDITS.labels("secrets_found" if findings else "clean").inc()
     ctx.log.info(
         "push audited", branch=branch, after=after, files=len(diffs), secrets=len(findings), risk=score.score
     )
     audited = score.score >= rules.push.risk_threshold or bool(set(found) & set(rules.push.audit_categories))
     if audited and ctx.llm is not None and diffs:
-        await _audit(ctx, repo, rules, payload, after, diffs, found, score, values, extra)
+        await _audit(ctx, repo, rules, payload, after, diffs, found, score, extra)
     await _check_models(ctx, repo, after, diffs, rules)
 
 
@@ -111,11 +112,12 @@ async def _changes(
 async def _report_secrets(
     repo: RepoClient,
     sha: str,
-    findings: list[secrets.SecretFinding],
+    result: secrets.ScanResult,
     score: audit.Risk,
     rules: RepoPolicy,
     note: str,
 ) -> None:
+    findings = result.findings
     lines = [
         f"Risk of this push: **{score.score}/100** "
         + (
@@ -127,6 +129,14 @@ async def _report_secrets(
     ]
     if note:
         lines += ["", f"⚠️ {note}"]
+    if result.not_scanned:
+        shown = ", ".join(f"`{p}`" for p in result.not_scanned[:20])
+        more = f" and {len(result.not_scanned) - 20} more" if len(result.not_scanned) > 20 else ""
+        lines += [
+            "",
+            f"⚠️ **Not scanned** ({len(result.not_scanned)}): {shown}{more}. GitHub gave no text for them "
+            "(too large), so nothing is known about secrets in them: check them yourself.",
+        ]
     if findings:
         lines = [
             f"**{len(findings)} secret{'s' if len(findings) != 1 else ''} added by this push.** Values are "
@@ -134,7 +144,10 @@ async def _report_secrets(
             "stays in the history. If a value is a test fixture, add `autopack:allow-secret` on its line or "
             "list its path in `push.secrets_allow_paths`.",
             "",
-            *[f"- `{f.path}:{f.line}` {f.kind} ({f.redacted})" for f in findings[:50]],
+            *[f"- `{f.path}:{f.line}` {f.kind} ({f.redacted}), found by {f.detector}" for f in findings[:50]],
+            "",
+            "A false positive? Add `autopack:allow-secret` in a comment on its line, or list the file's "
+            "path in `push.secrets_allow_paths` in `.github/autopack.yml`.",
             "",
             *lines,
         ]
@@ -145,17 +158,24 @@ async def _report_secrets(
             "end_line": f.line,
             "annotation_level": "failure",
             "title": f"{f.kind} committed",
-            "message": f"A {f.kind} ({f.redacted}) was added here. Rotate it, then remove it.",
+            "message": (
+                f"A {f.kind} ({f.redacted}) was added here (found by {f.detector}). Rotate it, then "
+                f"remove it. A false positive: add `{secrets.ALLOW_MARKER}` on this line, or list the path "
+                "in `push.secrets_allow_paths`."
+            ),
         }
         for f in findings
     ]
     title = (
         f"{len(findings)} secret{'s' if len(findings) != 1 else ''} found" if findings else "no secrets found"
     )
+    if result.not_scanned and not findings:
+        count = len(result.not_scanned)
+        title = f"no secrets found; {count} file{'s' if count != 1 else ''} not scanned"
     await repo.report_check(
         sha,
         SECRETS_CHECK,
-        conclusion="failure" if findings else "success",
+        conclusion="failure" if findings else "neutral" if result.not_scanned else "success",
         title=title,
         summary="\n".join(lines),
         annotations=annotations,
@@ -171,7 +191,6 @@ async def _audit(
     diffs: list[FileDiff],
     found: tuple[str, ...],
     score: audit.Risk,
-    values: set[str],
     extra: dict[str, list[str]],
 ) -> None:
     """The routed audit of a risky push, reported on the pushed commit (no PR: no review comments)."""
@@ -191,10 +210,9 @@ async def _audit(
         audit.AuditAnswer,
         template="push_audit",
         sections=[
-            Section("commit_messages", secrets.redact_text(messages, values)),
-            Section(
-                "diff", secrets.redact_text(fitted.text, values), kind="code"
-            ),  # found secrets never reach a model
+            Section("commit_messages", messages),  # redacted, like every section, when the prompt is built
+            # every line, added or not, is redacted when the prompt is built: no secret reaches a model
+            Section("diff", fitted.text, kind="code"),
             Section("not_shown", "\n".join((*fitted.summarised, *fitted.omitted)) or "(nothing)"),
         ],
         call=CallMeta(

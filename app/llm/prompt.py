@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Literal
 
 from app.llm.tokens import Counter
+from app.policy import secrets
 from app.policy.sanitize import normalise
 
 SECTION_OVERHEAD = 24  # delimiter lines and the truncation note, in tokens
@@ -105,10 +106,11 @@ def _frame_id(task: str, names: list[str], texts: list[str]) -> str:
 
 
 def _prepare(section: Section) -> tuple[str, str]:
-    """The text as sent and a note for the header: code verbatim, free text normalised."""
+    """The text as sent and a note for the header: code verbatim, free text normalised; in both,
+    every secret is replaced whole by its redacted form before anything else happens."""
     if section.kind == "code":
-        return section.text.replace("\r\n", "\n"), ""
-    clean = normalise(section.text)
+        return secrets.redact(section.text.replace("\r\n", "\n")), ""
+    clean = normalise(secrets.redact(section.text))
     removed = clean.removed()
     return clean.text, f" (removed: {removed})" if removed else ""
 

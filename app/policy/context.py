@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.policy.guardrails import secret_bearing
 from app.policy.sanitize import sanitize
 
 MAX_CANDIDATES = 40
@@ -139,7 +140,10 @@ def plan(
     """Rank the files worth showing the builder for this issue."""
     text = sanitize(f"{title}\n{body}\n{notes}")
     by_path = {e.path: e for e in entries}
-    usable = {p for p, e in by_path.items() if _SOURCE.search(p) and not _vendored(p)}
+    # Secrets and credentials files never reach the builder, whatever the issue names.
+    usable = {
+        p for p, e in by_path.items() if _SOURCE.search(p) and not _vendored(p) and not secret_bearing(p)
+    }
     tests = {p for p in usable if is_test(p)}
     chosen: dict[str, Candidate] = {}
 

@@ -111,6 +111,14 @@ class FileDiff:
     hunks: tuple[Hunk, ...] = ()
     previous_path: str | None = None
     kind: str = "code"  # code | lock | generated | binary | large
+    patch: str | None = None  # GitHub's patch text as given (None: omitted, the file is too large)
+
+    def added_lines(self) -> list[tuple[int, str]] | None:
+        """(line number, text) of every added line, whatever the file's kind (a lock file, a
+        minified bundle); None when GitHub gave no patch to read."""
+        if self.patch is None:
+            return None
+        return [pair for hunk in parse_patch(self.patch) for pair in hunk.added]
 
     @property
     def commentable(self) -> frozenset[int]:
@@ -212,6 +220,7 @@ def from_api(files: list[dict[str, object]]) -> list[FileDiff]:
                 hunks=parse_patch(patch_text) if kind == "code" and patch_text else (),
                 previous_path=str(item["previous_filename"]) if item.get("previous_filename") else None,
                 kind=kind,
+                patch=patch_text,
             )
         )
     return result

@@ -185,19 +185,24 @@ def path_problem(path: str) -> str | None:
     return None
 
 
+def secret_bearing(path: str) -> bool:
+    """A secrets or credentials file by its name (`.env`, keys, `.npmrc`, `credentials.*`, …)."""
+    name = posixpath.basename(path)
+    return any(fnmatch.fnmatchcase(name, g) for g in _SECRET_GLOBS)
+
+
 def _allowed(path: str, allow: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(path, glob) for glob in allow)
 
 
 def _protected(path: str) -> tuple[str, str] | None:
-    name = posixpath.basename(path)
     if path in _CODEOWNERS:
         return "protected.codeowners", "CODEOWNERS decides who reviews; the bot does not change it"
     if path in _BOT_CONFIG:
         return "protected.bot_config", "Autopack's own policy is the maintainers' to change"
     if path.startswith(".github/"):
         return "protected.github", "files under .github/ steer automation and the repository's settings"
-    if any(fnmatch.fnmatchcase(name, g) for g in _SECRET_GLOBS):
+    if secret_bearing(path):
         return "protected.secrets", "a secrets or credentials file"
     return None
 
