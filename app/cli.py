@@ -388,6 +388,15 @@ def usage(since_text: str, by: str, as_json: bool) -> None:
     click.echo(f"{'total':32}  {calls:>6}  {'':>5}  {'':>12}  {'':>12}  {'':>11}  {total:>10.4f}")
 
 
+def _add_secrets_commands() -> None:
+    from app.secrets_cli import secrets_group
+
+    main.add_command(secrets_group)
+
+
+_add_secrets_commands()
+
+
 @main.command("check-config")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings (legacy, deprecated or retired models) too.")

@@ -144,10 +144,11 @@ async def _report_secrets(
             "stays in the history. If a value is a test fixture, add `autopack:allow-secret` on its line or "
             "list its path in `push.secrets_allow_paths`.",
             "",
-            *[f"- `{f.path}:{f.line}` {f.kind} ({f.redacted}), found by {f.detector}" for f in findings[:50]],
-            "",
-            "A false positive? Add `autopack:allow-secret` in a comment on its line, or list the file's "
-            "path in `push.secrets_allow_paths` in `.github/autopack.yml`.",
+            *[
+                f"- `{f.path}:{f.line}` {f.kind} ({f.redacted}); detector: {f.detector}; not a secret? "
+                f"add `{secrets.ALLOW_MARKER}` on line {f.line}, or `{f.path}` to `push.secrets_allow_paths`"
+                for f in findings[:50]
+            ],
             "",
             *lines,
         ]

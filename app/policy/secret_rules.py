@@ -171,7 +171,7 @@ GENERIC_MIN_ENTROPY = 2.6
 _PLACEHOLDER_WORDS = re.compile(
     r"(?i)(example|sample|dummy|fake|placeholder|changeme|change[_-]?me|your[_-]|insert|replace|redacted|"
     r"todo|xxxx|\*\*\*|\.\.\.|…|lorem|<[^>]*>|\$\{|\{\{|%\(|\$\(|^\$[A-Za-z_]|^%[A-Za-z_]+%$|process\.env|"
-    r"os\.environ|getenv|\benv\b|not[_-]?set|"
+    r"os\.environ|getenv|\benv\b|not[_-]?set|\{[A-Za-z_][\w.]*\}|"
     r"secret[_-]?here|key[_-]?here|token[_-]?here|password[_-]?here|my[_-]?(?:secret|password|token|key))"
 )
 _CODE_VALUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?:\(\)?)?$|[()\[\]{}]|^\$|^@")
@@ -206,6 +206,8 @@ def generic_value_ok(value: str, *, settings_file: bool, quoted: bool) -> bool:
     """Whether a value assigned to a secret-looking name is a literal secret and not code."""
     if len(value) < 8 or placeholder(value):
         return False
+    if re.search(r"\s", value) or value.startswith("#") or value.endswith((".", "-", "_", "/", ":")):
+        return False  # words, colours and prefixes of longer strings
     if not quoted and not settings_file:
         return False  # in source code an unquoted value is an expression
     # An unquoted word in a settings file can be a reference to another setting; a quoted one is a

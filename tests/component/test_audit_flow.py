@@ -449,3 +449,27 @@ async def test_a_benign_comment_marker_in_a_diff_reaches_the_auditor_with_everyt
     diff = section(sent["messages"][0]["content"], "diff")
     assert "MARK = '<!--'" in diff
     assert 'query = "INSERT INTO files VALUES (" + rows + ")"' in diff  # the next file is all there
+
+
+async def test_secrets_on_removed_and_context_lines_never_reach_the_auditor(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    token = "ghp_" + "Zq4mWv9LtR2xHc7NpB3sKd8fGj1YhU6eTq0w"
+    key = "AKIA" + "Q3EGRIYLXHDN2Y7P"
+    repo.pull_files[21][0]["patch"] = (
+        "@@ -10,3 +10,3 @@ def save(project):\n"
+        f'     TOKEN = "{token}"\n'  # a context line
+        f'-    AWS = "{key}"\n'  # a removed line
+        '+    AWS = os.environ["AWS"]'
+    )
+    repo.pulls[21]["title"] = f"Rotate {token}"
+    answer_with(router, audit_answer())
+    await harness.deliver("pull_request", pr_event())
+    await harness.run_next()
+    sent = [c.request.content.decode() for c in router.calls if c.request.url in (ANTHROPIC, OPENAI)]
+    assert sent
+    for body in sent:
+        assert token not in body
+        assert key not in body
+    assert "[secret ghp_" in sent[0]

@@ -232,3 +232,49 @@ async def test_outdated_model_names_are_flagged_with_their_replacement(
     )
     assert "`gpt-4-turbo-2024-04-09` was shut down on 2026-10-23" in note["message"]
     assert "instead" in note["message"]
+
+
+# ---- issue 18: every file scanned, the unscannable reported, the detector and the way out ------
+
+
+async def test_a_secret_in_a_lock_file_or_bundle_fails_the_check_with_the_detector_and_the_way_out(
+    harness: Harness, github: tuple[FakeGitHub, Any]
+) -> None:
+    repo, _router = github
+    npm = "npm_" + "Zq4mWv9LtR2xHc7NpB3sKd8fGj1YhU6eTq0w"
+    repo.compares[f"{BEFORE}...{AFTER}"] = [
+        added("package-lock.json", f'"_authToken": "{npm}"'),
+        added("dist/app.min.js", f'var k="{TOKEN}";'),
+    ]
+    await harness.deliver("push", push())
+    await harness.run_all()
+    check = run(repo, "Autopack secrets")
+    assert check["conclusion"] == "failure"
+    assert check["output"]["title"] == "2 secrets found"
+    summary = check["output"]["summary"]
+    assert "`package-lock.json:2`" in summary
+    assert "`dist/app.min.js:2`" in summary
+    assert "If a value is a test fixture, add `autopack:allow-secret`" in summary  # the wording stays
+    assert (
+        "`dist/app.min.js:2` GitHub token (ghp_… (40 characters)); detector: autopack; not a secret? "
+        "add `autopack:allow-secret` on line 2, or `dist/app.min.js` to `push.secrets_allow_paths`"
+    ) in summary
+    assert "detector: " in summary.split("`package-lock.json:2`")[1].split("\n")[0]
+    assert npm not in json.dumps(check)
+    assert TOKEN not in json.dumps(check)
+    messages = [a["message"] for a in check["output"]["annotations"]]
+    assert all("autopack:allow-secret" in m and "found by" in m for m in messages)
+
+
+async def test_a_file_too_large_to_scan_is_never_called_clean(
+    harness: Harness, github: tuple[FakeGitHub, Any]
+) -> None:
+    repo, _router = github
+    big = {"filename": "data/dump.sql", "status": "modified", "additions": 90_000, "deletions": 0}  # no patch
+    repo.compares[f"{BEFORE}...{AFTER}"] = [added("app/util.py", "x = 1"), big]
+    await harness.deliver("push", push())
+    await harness.run_all()
+    check = run(repo, "Autopack secrets")
+    assert check["conclusion"] == "neutral"
+    assert check["output"]["title"] == "no secrets found; 1 file not scanned"
+    assert "**Not scanned** (1): `data/dump.sql`" in check["output"]["summary"]

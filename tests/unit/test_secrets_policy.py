@@ -80,7 +80,7 @@ def test_scan_reports_file_and_line_and_honours_the_allowlist_and_the_marker() -
              "patch": patch_adding(f'KEY = "{SECRETS["AWS Access Key"]}"')},
         ]
     )  # fmt: skip
-    findings, values = scan(files, allow_paths=["tests/fixtures/**"])
+    findings, _ = scan(files, allow_paths=["tests/fixtures/**"])
     assert [(f.path, f.line, f.kind) for f in findings] == [("app/settings.py", 3, "GitHub token")]
     assert token not in str(findings[0])
     everything, _ = scan(files, allow_paths=[])
