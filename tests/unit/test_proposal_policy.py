@@ -205,6 +205,23 @@ def test_context_plan_ranks_named_files_then_identifiers_then_the_area() -> None
     assert result.test_framework == "pytest"
 
 
+def test_secrets_files_never_reach_the_builder_even_when_the_issue_names_them() -> None:
+    entries = [
+        Entry("app/settings.py", 400),
+        Entry("app/.env", 100),
+        Entry("config/credentials.yml", 100),
+        Entry("deploy/secrets.json", 100),
+        Entry("certs/server.pem", 100),
+    ]
+    result = plan(
+        entries,
+        title="Wrong value in app/.env and config/credentials.yml",
+        body="see deploy/secrets.json, certs/server.pem and app/settings.py",
+        area_globs=["**"],
+    )
+    assert [c.path for c in result.candidates] == ["app/settings.py"]
+
+
 def test_context_helpers() -> None:
     assert identifiers("call `save_all(x)` then fooBar and FooBar, not foo") == [
         "save_all",
