@@ -388,6 +388,28 @@ def usage(since_text: str, by: str, as_json: bool) -> None:
     click.echo(f"{'total':32}  {calls:>6}  {'':>5}  {'':>12}  {'':>12}  {'':>11}  {total:>10.4f}")
 
 
+@main.command("status")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status(fmt: str) -> None:
+    """What Autopack did in the last 24 hours, what waits, what failed, what it costs (as /status)."""
+    from app.llm.config import ConfigError, builtin_catalogue, load_catalogue, load_routing
+    from app.status import gather, render_text
+
+    settings = _settings()
+    try:
+        catalogue = (
+            load_catalogue(settings.autopack_catalogue)
+            if settings.autopack_catalogue
+            else builtin_catalogue()
+        )
+        routing = load_routing(settings.autopack_models, catalogue)
+    except ConfigError:
+        routing = None
+    with _inbox(settings) as inbox:
+        summary = _run(lambda: gather(inbox, routing))
+    click.echo(json.dumps(summary.to_json(), indent=2) if fmt == "json" else render_text(summary))
+
+
 def _add_secrets_commands() -> None:
     from app.secrets_cli import secrets_group
 

@@ -39,6 +39,21 @@ GITHUB_RATE_REMAINING = Gauge(
     "x-ratelimit-remaining seen on the latest GitHub response, by resource",
     ["resource"],
 )
+GITHUB_INSTALLATION_RATE = Gauge(
+    "autopack_github_installation_rate_limit",
+    "The core rate limit GitHub reported on an installation's latest response: remaining and limit",
+    ["installation", "kind"],
+)
+LLM_BUDGET_USED = Gauge(
+    "autopack_llm_budget_used_ratio",
+    "This budget week's tokens over the weekly cap, by scope (provider) and key",
+    ["scope", "key"],
+)
+MODEL_SHUTDOWN_DAYS = Gauge(
+    "autopack_model_shutdown_days",
+    "Days until a routed model's shutdown date (negative: past it), for models with one",
+    ["model"],
+)
 LEASES_RECLAIMED = Counter(
     "autopack_leases_reclaimed_total", "Running jobs whose lease expired and were taken back"
 )

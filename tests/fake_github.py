@@ -47,6 +47,9 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", r"/app$", "_app"),
     ("POST", r"/app/installations/\d+/access_tokens$", "_token"),
     ("POST", r"/app-manifests/(?P<code>[^/?]+)/conversions$", "_convert"),
+    ("POST", r"/login/oauth/access_token$", "_oauth_token"),
+    ("GET", r"/user$", "_user"),
+    ("GET", r"/user/memberships/orgs/(?P<org>[^/?]+)$", "_membership"),
     ("GET", _REPO + r"/commits/[^/?]+$", "_head"),
     ("GET", _REPO + r"/commits/(?P<sha>\w+)\?", "_commit"),
     ("GET", _REPO + r"/compare/(?P<spec>[^?]+)", "_compare"),
@@ -147,6 +150,11 @@ class FakeGitHub:
         self.app_id = 12345
         self.slug = "autopack"
         self.app_key: str | None = None  # when set, GET /app answers only a JWT signed by this key
+        self.owner = {"login": "octo-org", "type": "Organization"}  # who owns the App
+        # Sign-in with GitHub (the status page): code → login, token → login, org → {login: role}
+        self.oauth_codes: dict[str, str] = {}
+        self.oauth_tokens: dict[str, str] = {}
+        self.org_roles: dict[str, dict[str, str]] = {}
         self.token_requests: list[dict[str, Any]] = []
         # Issue threads: comments, reactions, permissions
         self.permissions: dict[str, str] = permissions if permissions is not None else {"octocat": "admin"}
@@ -286,7 +294,12 @@ class FakeGitHub:
     # ---- the App ---------------------------------------------------------------------------
 
     def _app(self, request: httpx.Request) -> httpx.Response:
-        info = {"id": self.app_id, "slug": self.slug, "html_url": f"{self.base_url}/apps/{self.slug}"}
+        info = {
+            "id": self.app_id,
+            "slug": self.slug,
+            "html_url": f"{self.base_url}/apps/{self.slug}",
+            "owner": self.owner,
+        }
         if self.app_key is None:
             return httpx.Response(200, json=info)
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -302,6 +315,33 @@ class FakeGitHub:
     def _token(self, request: httpx.Request) -> httpx.Response:
         self.token_requests.append(_body(request))
         return httpx.Response(201, json={"token": TOKEN, "expires_at": "2099-01-01T00:00:00Z"})
+
+    # ---- sign in with GitHub ----------------------------------------------------------------
+
+    def _oauth_token(self, request: httpx.Request) -> httpx.Response:
+        form = parse_qs(request.content.decode())
+        login = self.oauth_codes.pop(form.get("code", [""])[0], None)
+        if login is None or form.get("client_secret", [""])[0] != "client-secret-for-tests":
+            return httpx.Response(200, json={"error": "bad_verification_code"})
+        token = f"ghu_{secrets.token_hex(18)}"
+        self.oauth_tokens[token] = login
+        return httpx.Response(200, json={"access_token": token, "token_type": "bearer", "scope": ""})
+
+    def _login_of(self, request: httpx.Request) -> str | None:
+        return self.oauth_tokens.get(request.headers.get("authorization", "").removeprefix("Bearer "))
+
+    def _user(self, request: httpx.Request) -> httpx.Response:
+        login = self._login_of(request)
+        if login is None:
+            return httpx.Response(401, json={"message": "Bad credentials"})
+        return httpx.Response(200, json={"login": login, "id": 1, "type": "User"})
+
+    def _membership(self, request: httpx.Request, org: str) -> httpx.Response:
+        login = self._login_of(request)
+        role = self.org_roles.get(org, {}).get(login or "")
+        if login is None or role is None:
+            return httpx.Response(404, json={"message": "Not Found"})
+        return httpx.Response(200, json={"state": "active", "role": role, "organization": {"login": org}})
 
     # ---- issue threads ---------------------------------------------------------------------
 

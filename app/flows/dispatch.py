@@ -7,6 +7,7 @@ permanent, 5xx/timeouts → retry with backoff).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -89,6 +90,19 @@ class Dispatcher:
             if mapped is exc:
                 raise
             raise mapped from exc
+        finally:
+            await self._keep_rate_limit(installation_id)
+
+    async def _keep_rate_limit(self, installation_id: int | None) -> None:
+        """The installation's latest rate limit, for every process's status page (best effort)."""
+        if self.github is None or installation_id is None:
+            return
+        seen = self.github.rate_limits.get(installation_id)
+        if seen is not None:
+            with contextlib.suppress(Exception):
+                await self.inbox.save_rate_limit(
+                    seen.installation_id, seen.remaining, seen.limit, seen.reset, seen.seen_at
+                )
 
 
 def parse_event(event_name: str, payload: dict[str, Any]) -> Any:

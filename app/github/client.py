@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -100,8 +102,22 @@ class DryRunTransport(SharedTransport):
         return httpx.Response(200, json={"dry_run": True}, request=request)
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """What GitHub said of an installation's core rate limit on its latest response."""
+
+    installation_id: int
+    remaining: int
+    limit: int
+    reset: float  # epoch seconds
+    seen_at: float
+
+
 class GitHubApp:
-    """The App's own identity; hands out installation clients. Keep one per process."""
+    """The App's own identity; hands out installation clients. Keep one per process.
+
+    Every installation client's responses update `rate_limits` (the latest core limit seen per
+    installation), for the status page, the metrics and work that should wait for a reset."""
 
     def __init__(
         self,
@@ -130,6 +146,7 @@ class GitHubApp:
         # A strong reference: githubkit clients must outlive the requests made through them.
         self.client: GitHub[Any] = GitHub(self._auth, **self._config)
         self._bot_login: str | None = None
+        self.rate_limits: dict[int, RateLimit] = {}
 
     async def aclose(self) -> None:
         """Close the connection pool (at shutdown)."""
@@ -156,4 +173,27 @@ class GitHubApp:
             options["repositories"] = [repository.split("/", 1)[1]]
         if permissions:
             options["permissions"] = permissions
-        return GitHub(self._auth.as_installation(installation_id, **options), **self._config)
+
+        async def note_rate_limit(response: httpx.Response) -> None:
+            self._note_rate_limit(installation_id, response)
+
+        config = {
+            **self._config,
+            "async_event_hooks": {"response": [_record_response, note_rate_limit]},
+        }
+        return GitHub(self._auth.as_installation(installation_id, **options), **config)
+
+    def _note_rate_limit(self, installation_id: int, response: httpx.Response) -> None:
+        headers = response.headers
+        if headers.get("x-ratelimit-resource", "core") != "core":
+            return
+        remaining, limit, reset = (
+            headers.get(f"x-ratelimit-{k}", "") for k in ("remaining", "limit", "reset")
+        )
+        if not (remaining.isdigit() and limit.isdigit()):
+            return
+        self.rate_limits[installation_id] = RateLimit(
+            installation_id, int(remaining), int(limit), float(reset) if reset.isdigit() else 0.0, time.time()
+        )
+        metrics.GITHUB_INSTALLATION_RATE.labels(str(installation_id), "remaining").set(int(remaining))
+        metrics.GITHUB_INSTALLATION_RATE.labels(str(installation_id), "limit").set(int(limit))

@@ -233,6 +233,14 @@ _INTEGRITY = [
     # replayed under a new delivery id (from a public webhook-proxy channel, say) is refused.
     "ALTER TABLE deliveries ADD COLUMN body_sha256 TEXT",
     "CREATE UNIQUE INDEX deliveries_body ON deliveries (body_sha256) WHERE body_sha256 IS NOT NULL",
+    # Each installation's latest GitHub rate limit, for the status page of every process.
+    """CREATE TABLE github_rate_limits (
+        installation_id BIGINT PRIMARY KEY,
+        remaining BIGINT NOT NULL,
+        rate_limit BIGINT NOT NULL,
+        reset_at DOUBLE PRECISION NOT NULL,
+        seen_at DOUBLE PRECISION NOT NULL
+    )""",
     """CREATE TABLE audit_reports (
         repository TEXT NOT NULL,
         pr_number BIGINT NOT NULL,

@@ -483,6 +483,21 @@ class Inbox:
 
         return await self.db.run(op)
 
+    async def save_rate_limit(
+        self, installation_id: int, remaining: int, limit: int, reset: float, seen_at: float
+    ) -> None:
+        """An installation's latest core rate limit as GitHub reported it (the newest wins)."""
+        await self.db.run(
+            lambda tx: tx.execute(
+                "INSERT INTO github_rate_limits (installation_id, remaining, rate_limit, reset_at, seen_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (installation_id) DO UPDATE SET "
+                "remaining = excluded.remaining, rate_limit = excluded.rate_limit, "
+                "reset_at = excluded.reset_at, seen_at = excluded.seen_at "
+                "WHERE excluded.seen_at >= github_rate_limits.seen_at",
+                (installation_id, remaining, limit, reset, seen_at),
+            )
+        )
+
     # ---- housekeeping ----------------------------------------------------------------------
 
     async def prune_payloads(self, retention_seconds: float) -> int:

@@ -22,6 +22,7 @@ from app.settings import Mode
 from app.web.pages import status_page
 from app.web.receiver import WebhookReceiver
 from app.web.setup import SetupRoutes
+from app.web.status import StatusRoutes
 
 
 def create_app(
@@ -86,6 +87,8 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/", index, methods=["GET"]),
+        # The operator's page; a worker process serves it read-only (no retry).
+        *StatusRoutes(service, read_only=not receive_webhooks).routes(),
     ]
     if receive_webhooks:
         # Setup belongs to the process that takes webhooks: it is the one the App points at.
