@@ -217,6 +217,23 @@ async def gather(inbox: Inbox, routing: Routing | None, *, now: float | None = N
     return await inbox.db.run(op)
 
 
+def refresh_gauges(summary: Summary, routing: Routing | None, catalogue: Any | None) -> None:
+    """The gauges the alerts read: budget shares, and days until each routed model shuts down."""
+    from app import metrics
+
+    for kind, rows in (("provider", summary.providers), ("repository", summary.repositories)):
+        for row in rows:
+            if row.share is not None:
+                metrics.LLM_BUDGET_USED.labels(kind, row.key).set(row.share)
+    if routing is None or catalogue is None:
+        return
+    today = dt.datetime.fromtimestamp(summary.generated_at, dt.UTC).date()
+    for model in {m for _, m in routing.named_models()}:
+        info = catalogue.get(model)
+        if info is not None and info.shutdown is not None:
+            metrics.MODEL_SHUTDOWN_DAYS.labels(model).set((info.shutdown - today).days)
+
+
 def _ago(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"

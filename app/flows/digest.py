@@ -15,6 +15,7 @@ themes stored, so a merged proposal can tell the rest of its theme that it shipp
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from app.errors import Reschedule
@@ -112,10 +113,44 @@ async def handle(ctx: FlowContext) -> None:
         tokens=sum(int(u["input_tokens"]) + int(u["output_tokens"]) for u in usage),
         proposed=proposed,
         model=model,
+        trend=await _trend(ctx, repo.full_name, now),
     )
     number = await _publish(repo, week, body)
     DIGESTS.labels("posted").inc()
     ctx.log.info("digest posted", issue=number, week=week, clusters=len(clusters), proposed=proposed)
+
+
+TREND_WEEKS = 8
+
+
+async def _trend(ctx: FlowContext, repository: str, now: float) -> list[policy.WeekPoint]:
+    """Feedback triaged and LLM cost per week, the last eight budget weeks (oldest first)."""
+    first = policy.week_start(now) - dt.timedelta(weeks=TREND_WEEKS - 1)
+    mondays = [(first + dt.timedelta(weeks=i)).date().isoformat() for i in range(TREND_WEEKS)]
+    since = first.timestamp()
+
+    def op(tx: Any) -> list[policy.WeekPoint]:
+        triaged = tx.fetchall(
+            "SELECT triaged_at FROM triage_log WHERE repository = ? AND triaged_at >= ?", (repository, since)
+        )
+        costs = {
+            str(r["week"]): float(r["cost"])
+            for r in tx.fetchall(
+                "SELECT week, COALESCE(SUM(cost), 0) AS cost FROM llm_usage "
+                "WHERE repository = ? AND week >= ? GROUP BY week",
+                (repository, mondays[0]),
+            )
+        }
+        counts = [0] * TREND_WEEKS
+        for row in triaged:
+            index = (policy.week_start(float(row["triaged_at"])) - first).days // 7
+            if 0 <= index < TREND_WEEKS:
+                counts[index] += 1
+        return [
+            policy.WeekPoint(monday, counts[i], costs.get(monday, 0.0)) for i, monday in enumerate(mondays)
+        ]
+
+    return list(await ctx.inbox.db.run(op))
 
 
 async def _records(ctx: FlowContext, repo: RepoClient, rules: RepoPolicy) -> dict[int, policy.Record]:

@@ -178,6 +178,41 @@ class Rejected:
     reason: str
 
 
+@dataclass(frozen=True)
+class WeekPoint:
+    week: str  # the Monday, ISO date
+    feedback: int  # feedback issues triaged that week
+    cost: float  # LLM cost of the repository that week, USD
+
+
+def trend_chart(points: list[WeekPoint]) -> str:
+    """Feedback volume and cost per week as Mermaid charts (GitHub renders them in issues)."""
+    if len(points) < 2:
+        return ""
+    labels = ", ".join(f'"{p.week[5:]}"' for p in points)  # MM-DD of each Monday
+    top_issues = max(1, max(p.feedback for p in points))
+    top_cost = max(0.01, max(p.cost for p in points))
+    return "\n".join(
+        [
+            "```mermaid",
+            "xychart-beta",
+            '    title "Feedback issues triaged per week"',
+            f"    x-axis [{labels}]",
+            f'    y-axis "issues" 0 --> {top_issues}',
+            f"    bar [{', '.join(str(p.feedback) for p in points)}]",
+            "```",
+            "",
+            "```mermaid",
+            "xychart-beta",
+            '    title "LLM cost per week (USD)"',
+            f"    x-axis [{labels}]",
+            f'    y-axis "USD" 0 --> {top_cost:.2f}',
+            f"    line [{', '.join(f'{p.cost:.4f}' for p in points)}]",
+            "```",
+        ]
+    )
+
+
 def render(
     *,
     week: str,
@@ -188,6 +223,7 @@ def render(
     tokens: int,
     proposed: list[int],
     model: str | None,
+    trend: list[WeekPoint] | None = None,
 ) -> str:
     lines = [
         f"Autopack's digest of this repository's user feedback for **{week}**: themes ranked by "
@@ -216,6 +252,9 @@ def render(
         f"{neutral(r.reason)[:200] or 'no reason given'}"
         for r in rejected
     ] or ["- nothing"]
+    chart = trend_chart(trend or [])
+    if chart:
+        lines += ["", "## Feedback and cost per week", "", chart]
     lines += [
         "",
         f"<details><summary>Cost</summary>\n\nThis week's LLM use for this repository so far: "

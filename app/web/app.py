@@ -19,6 +19,7 @@ from starlette.routing import Route
 from app import metrics
 from app.service import Service
 from app.settings import Mode
+from app.status import gather, refresh_gauges
 from app.web.pages import status_page
 from app.web.receiver import WebhookReceiver
 from app.web.setup import SetupRoutes
@@ -50,6 +51,10 @@ def create_app(
                 for status, count in stats.by_status.items():
                     metrics.QUEUE_DEPTH.labels(status).set(count)
                 metrics.OLDEST_QUEUED_AGE.set(stats.oldest_due_age)
+            with contextlib.suppress(Exception):  # budget shares and model shutdowns, for the alerts
+                llm = service.llm
+                summary = await gather(service.inbox, llm.routing if llm else None)
+                refresh_gauges(summary, llm.routing if llm else None, llm.catalogue if llm else None)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     def make_receiver() -> WebhookReceiver:

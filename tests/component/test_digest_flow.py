@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -265,3 +266,28 @@ async def test_a_merged_proposal_tells_its_whole_theme_once(
     assert sorted(c["issue_number"] for c in notes) == [8, 11]
     assert "@locks" not in notes[0]["body"]
     assert "shipped in #100" in notes[0]["body"]
+
+
+async def test_the_digest_charts_feedback_volume_and_cost_per_week(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    await triaged(harness)  # three issues triaged this week
+    week_ago = time.time() - 7 * 86_400
+    harness.inbox.db.run_sync(
+        lambda tx: tx.execute(
+            "INSERT INTO triage_log (repository, issue_number, author, body_hash, body, comment_id, "
+            "triaged_at) VALUES (?, 5, 'r', 'h5', 'b', 1, ?)",
+            (REPO, week_ago),
+        )
+    )
+    answer(router, clusters(cluster("Saving under locks", [7, 8], 4)))
+    await command(harness)
+    await harness.run_all()
+    (issue,) = digests(repo)
+    body = issue["body"]
+    assert "## Feedback and cost per week" in body
+    chart = body.split("```mermaid")[1].split("```")[0]
+    assert "xychart-beta" in chart
+    assert chart.strip().splitlines()[-1].strip().endswith("1, 3]")  # last week 1, this week 3
+    assert body.count("```mermaid") == 2  # volume and cost

@@ -105,3 +105,20 @@ def test_render_neutralises_and_lists_everything() -> None:
     assert "#100 (Retry writes), for #7" in text
     assert "5,000 tokens, $0.1234" in text
     assert "Proposals started from this digest: #7." in text
+
+
+def test_the_trend_chart_is_mermaid_github_renders() -> None:
+    from app.policy.digest import WeekPoint, trend_chart
+
+    points = [
+        WeekPoint("2026-11-16", 2, 0.01),
+        WeekPoint("2026-11-23", 5, 0.25),
+        WeekPoint("2026-11-30", 0, 0.0),
+    ]
+    chart = trend_chart(points)
+    assert chart.startswith("```mermaid\nxychart-beta")
+    assert 'x-axis ["11-16", "11-23", "11-30"]' in chart
+    assert "bar [2, 5, 0]" in chart
+    assert "line [0.0100, 0.2500, 0.0000]" in chart
+    assert 'y-axis "issues" 0 --> 5' in chart
+    assert trend_chart(points[:1]) == ""  # one week is no trend
