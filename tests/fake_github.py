@@ -100,6 +100,8 @@ WEB_ROUTES: list[tuple[str, str, str]] = [
     ("POST", r"/settings/apps/new(?:\?|$)", "_new_app"),
     ("POST", r"/organizations/(?P<org>[^/]+)/settings/apps/new(?:\?|$)", "_new_app"),
     ("GET", r"/apps/(?P<slug>[^/]+)/installations/new$", "_install_page"),
+    ("GET", r"/login/oauth/authorize\?", "_authorize"),
+    ("POST", r"/login/oauth/access_token$", "_oauth_token"),
 ]
 _COMPILED = [(m, re.compile(p), h) for m, p, h in ROUTES]
 _WEB_COMPILED = [(m, re.compile(p), h) for m, p, h in WEB_ROUTES]
@@ -155,6 +157,7 @@ class FakeGitHub:
         self.oauth_codes: dict[str, str] = {}
         self.oauth_tokens: dict[str, str] = {}
         self.org_roles: dict[str, dict[str, str]] = {}
+        self.signs_in_as: str | None = None  # the browser's user on the authorize page
         self.token_requests: list[dict[str, Any]] = []
         # Issue threads: comments, reactions, permissions
         self.permissions: dict[str, str] = permissions if permissions is not None else {"octocat": "admin"}
@@ -326,6 +329,19 @@ class FakeGitHub:
         token = f"ghu_{secrets.token_hex(18)}"
         self.oauth_tokens[token] = login
         return httpx.Response(200, json={"access_token": token, "token_type": "bearer", "scope": ""})
+
+    def _authorize(self, request: httpx.Request) -> httpx.Response:
+        """GitHub's authorize page, approved at once for `signs_in_as`: back to the App with a code."""
+        if self.signs_in_as is None:
+            return httpx.Response(403, html="<h1>Not signed in to GitHub</h1>")
+        code = secrets.token_hex(8)
+        self.oauth_codes[code] = self.signs_in_as
+        back = (
+            request.url.params["redirect_uri"]
+            + "?"
+            + urlencode({"code": code, "state": request.url.params["state"]})
+        )
+        return httpx.Response(302, headers={"location": back})
 
     def _login_of(self, request: httpx.Request) -> str | None:
         return self.oauth_tokens.get(request.headers.get("authorization", "").removeprefix("Bearer "))

@@ -18,7 +18,6 @@ import hmac
 import html
 import secrets
 import time
-from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import httpx
@@ -26,9 +25,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from app.llm.config import Routing
+from app.github import oauth
 from app.logs import get_logger
-from app.policy.app_manifest import github_web_url
 from app.service import Service
 from app.status import Summary, gather
 
@@ -39,7 +37,6 @@ SESSION = "autopack_session"
 STATE = "autopack_oauth_state"
 SESSION_SECONDS = 12 * 3600
 STATE_SECONDS = 600
-TIMEOUT = 15.0
 
 
 class StatusRoutes:
@@ -122,7 +119,7 @@ class StatusRoutes:
             return RedirectResponse("/status/login", 303)
         if self.service.inbox is None:
             return HTMLResponse(_page("Autopack status", "<p>Autopack is in setup mode.</p>"), 503)
-        routing: Routing | None = self.service.llm.routing if self.service.llm is not None else None
+        routing = self.service.llm.routing if self.service.llm is not None else None
         summary = await gather(self.service.inbox, routing)
         login, nonce = session
         return HTMLResponse(
@@ -143,9 +140,7 @@ class StatusRoutes:
                 "allow_signup": "false",
             }
         )
-        response = RedirectResponse(
-            f"{github_web_url(settings.github_api_url)}/login/oauth/authorize?{query}", 303
-        )
+        response = RedirectResponse(f"{oauth.authorize_url(settings.github_api_url)}?{query}", 303)
         self._cookie(
             response, STATE, self._sign(f"{state}|{time.time() + STATE_SECONDS}"), STATE_SECONDS, request
         )
@@ -163,9 +158,19 @@ class StatusRoutes:
             )
         if not code or len(code) > 100:
             return _refused("GitHub sent no usable code. Try again.", 400)
+        settings = self.service.settings
+        assert settings.github_client_id is not None
+        assert settings.github_client_secret is not None
+        assert self.service.github is not None
         try:
-            login, token = await self._who(request, code)
-            allowed, why = await self._owner(login, token)
+            login, token = await oauth.user_of_code(
+                settings.github_api_url,
+                settings.github_client_id,
+                settings.github_client_secret.get_secret_value(),
+                code,
+                self._base(request) + "/status/callback",
+            )
+            allowed, why = await oauth.owns_app(self.service.github, settings.github_api_url, login, token)
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             log.warning("status sign-in failed", error=type(exc).__name__)
             return _refused("GitHub could not confirm the sign-in. Try again later.", 502)
@@ -208,61 +213,11 @@ class StatusRoutes:
         response.delete_cookie(SESSION, path="/status")
         return response
 
-    # ---- GitHub ----------------------------------------------------------------------------
-
-    async def _who(self, request: Request, code: str) -> tuple[str, str]:
-        """Exchange the code for the user's token and ask who they are."""
-        settings = self.service.settings
-        assert settings.github_client_secret is not None
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-            exchanged = await client.post(
-                f"{github_web_url(settings.github_api_url)}/login/oauth/access_token",
-                data={
-                    "client_id": settings.github_client_id,
-                    "client_secret": settings.github_client_secret.get_secret_value(),
-                    "code": code,
-                    "redirect_uri": self._base(request) + "/status/callback",
-                },
-                headers={"Accept": "application/json"},
-            )
-            exchanged.raise_for_status()
-            token = str(exchanged.json()["access_token"])
-            user = await client.get(f"{settings.github_api_url}/user", headers=_auth(token))
-            user.raise_for_status()
-            return str(user.json()["login"]), token
-
-    async def _owner(self, login: str, token: str) -> tuple[bool, str]:
-        """Whether `login` owns the App: the owning user, or an admin of the owning organisation."""
-        assert self.service.github is not None
-        app = (await self.service.github.client.arequest("GET", "/app")).json()
-        owner = app.get("owner") or {}
-        owner_login, owner_type = str(owner.get("login") or ""), str(owner.get("type") or "")
-        if owner_type == "User":
-            if owner_login.lower() == login.lower():
-                return True, "owner"
-            return False, f"Only the App's owner ({owner_login}) may see this page."
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-            membership = await client.get(
-                f"{self.service.settings.github_api_url}/user/memberships/orgs/{owner_login}",
-                headers=_auth(token),
-            )
-        data: dict[str, Any] = membership.json() if membership.status_code == 200 else {}
-        if data.get("state") == "active" and data.get("role") == "admin":
-            return True, "organisation owner"
-        return (
-            False,
-            f"Only an owner of the organisation {owner_login}, which owns the App, may see this page.",
-        )
-
 
 async def _csrf_field(request: Request) -> str:
     """The form's `csrf` field (a small urlencoded body; no multipart parser needed)."""
     body = (await request.body())[:4096].decode("utf-8", errors="replace")
     return (parse_qs(body).get("csrf") or [""])[0]
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
 
 
 _STYLE = (
