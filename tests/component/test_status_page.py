@@ -184,6 +184,22 @@ def test_retry_requeues_exactly_that_job_and_needs_the_csrf_token(
     assert [(r["id"], r["status"]) for r in rows] == [(dead["id"], "queued")]
 
 
+def test_a_worker_serves_the_page_read_only(service: Service, github: FakeGitHub) -> None:
+    """Workers (`receive_webhooks=False`) show the page but carry no retry: no button, no route."""
+    with TestClient(create_app(service, receive_webhooks=False), follow_redirects=False) as worker:
+        seed(service)
+        assert sign_in(worker, github, "alice").status_code == 303
+        page = worker.get("/status")
+        assert page.status_code == 200
+        assert "Dead jobs" in page.text
+        assert 'name="csrf"' in page.text  # sign-out still needs its token
+        assert "Retry" not in page.text
+        assert worker.post("/status/retry/1", data={"csrf": "x"}).status_code in (404, 405)
+        assert service.inbox is not None
+        statuses = service.inbox.db.run_sync(lambda tx: tx.fetchall("SELECT status FROM jobs"))
+        assert [r["status"] for r in statuses] == ["dead"]
+
+
 def test_without_an_oauth_client_the_page_says_what_to_set(app_env: dict[str, str]) -> None:
     env = {k.lower(): v for k, v in app_env.items()}
     service = Service(Settings.load(**env, autopack_workers=0))
