@@ -1,6 +1,7 @@
 """`pull_request` opened / synchronize / reopened / ready_for_review, or `/autopack audit` → one audit.
 
-policy (`audit.auto`: bot_prs | all | off) → one review per head commit (skip a head already audited)
+policy (`audit.auto`: bot_prs | all | off, decided by `policy.audit.unasked_skip`) → one review per
+head commit (skip a head already audited)
 → files and patches (paginated), commits → categories, complexity, risk (code) → the routed auditor,
 and the secondary auditor where the routing names one (the stricter verdict wins) → floors, code
 -found reviewer instructions, findings not already reported → a COMMENT review (line comments only
@@ -51,12 +52,18 @@ async def handle(ctx: FlowContext) -> None:
     number = int(pr["number"])
     policy = (await ctx.policy()).policy
     if not forced:
-        author = (pr.get("user") or {}).get("login")
-        if policy.audit.auto == "off" or not policy.audit.enabled:
-            AUDITS.labels("skipped_policy").inc()
-            return
-        if policy.audit.auto == "bot_prs" and author != await repo.bot_login():
-            AUDITS.labels("skipped_not_ours").inc()
+        user = pr.get("user") or {}
+        skip = audit.unasked_skip(
+            policy.audit.auto if policy.audit.enabled else "off",
+            author=str(user.get("login") or ""),
+            author_type=str(user.get("type") or ""),
+            own_bot=await repo.bot_login(),
+            bot_authors=policy.audit.bot_authors,
+            dependabot_flow=policy.dependabot.enabled,
+        )
+        if skip is not None:
+            AUDITS.labels(f"skipped_{skip}").inc()
+            ctx.log.info("audit not asked for", pr=number, reason=skip)
             return
     head = str(pr["head"]["sha"])
     reported, posted = await _earlier_reviews(repo, number, head)

@@ -9,6 +9,7 @@
 - Where each finding may go: a line comment only on lines the diff shows (checked here), else the
   summary; a `suggestion` block only for a small replacement.
 - Check-run annotations in GitHub's batches of 50; fingerprints so a re-audit repeats nothing.
+- Which pull requests are audited without being asked (`audit.auto`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,41 @@ CATEGORY_ORDER = (
     "tests",
     "docs",
 )
+
+
+# Agents that open pull requests under a user-like account. GitHub Apps (`…[bot]`, type Bot) need no
+# listing; the Copilot coding agent's pull requests are authored by `Copilot`.
+AGENT_LOGINS = frozenset({"copilot"})
+DEPENDABOT_LOGIN = "dependabot[bot]"
+
+
+def unasked_skip(
+    auto: Literal["bot_prs", "all", "off"],
+    *,
+    author: str,
+    author_type: str,
+    own_bot: str,
+    bot_authors: list[str],
+    dependabot_flow: bool,
+) -> str | None:
+    """Why a pull request is *not* audited without a command (None: audit it).
+
+    `bot_prs` audits what bots and agents open (their changes have no human author to answer for
+    them): Autopack's own pull requests, any GitHub App's, the Copilot agent's and the logins listed
+    in `audit.bot_authors`. Dependabot's go to the dependency flow (its risk summary) rather than a
+    second review, unless that flow is off. `all` audits humans' pull requests too."""
+    login = author.lower()
+    if auto == "off":
+        return "policy"
+    if login == DEPENDABOT_LOGIN and dependabot_flow:
+        return "dependabot_flow"
+    if auto == "all":
+        return None
+    is_bot = author_type.lower() == "bot" or login.endswith("[bot]")
+    listed = login in AGENT_LOGINS or login in {a.lower() for a in bot_authors}
+    if is_bot or listed or login == own_bot.lower():
+        return None
+    return "human_author"
 
 
 def file_categories(path: str, extra: dict[str, list[str]] | None = None) -> tuple[str, ...]:

@@ -58,6 +58,9 @@ class Proposals(_Section):
 class Audit(_Section):
     enabled: bool = True
     auto: Literal["bot_prs", "all", "off"] = "bot_prs"  # which PRs are audited without being asked
+    # Accounts whose pull requests `bot_prs` audits besides GitHub Apps and the Copilot agent (an
+    # agent working under a user account, say).
+    bot_authors: list[str] = Field(default_factory=list, max_length=100)
     min_severity: Literal["critical", "high", "medium", "low", "info"] = "low"
     min_confidence: float = Field(default=0.5, ge=0, le=1)
     max_line_comments: int = Field(default=10, ge=0, le=50)

@@ -130,6 +130,33 @@ async def test_other_prs_only_when_the_policy_says_all(
     assert len(repo.reviews[21]) == 1
 
 
+async def test_bot_and_agent_prs_are_audited_unasked_and_a_humans_is_not(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """`bot_prs` (the default): another App's PR and an account listed in `audit.bot_authors` are
+    audited without a command, on open and on a new head; a human's is not."""
+    repo, router = github
+    answer_with(router, audit_answer(finding()))
+    repo.files[(REPO, ".github/autopack.yml")] = "audit: {bot_authors: [agent-smith]}\n"
+    await harness.deliver("pull_request", pr_event(author="octocat"))
+    await harness.run_all()
+    assert 21 not in repo.reviews
+    assert repo.check_runs == []
+
+    await harness.deliver("pull_request", pr_event(author="renovate[bot]"))
+    await harness.run_all()
+    (review,) = repo.reviews[21]
+    assert review["commit_id"] == HEAD
+    assert "SQL built by string concatenation" in str(review)
+
+    second = "f" * 40
+    repo.head = second
+    await harness.deliver("pull_request", pr_event("synchronize", author="Agent-Smith", head=second))
+    await harness.run_all()
+    assert [r["commit_id"] for r in repo.reviews[21]] == [HEAD, second]
+    assert [run["head_sha"] for run in repo.check_runs] == [HEAD, second]
+
+
 async def test_one_review_per_head_commit_across_redeliveries(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:

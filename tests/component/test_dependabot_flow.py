@@ -274,7 +274,10 @@ async def test_a_critical_package_is_never_merged(
 async def test_lookalikes_get_nothing(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter], changes: dict[str, str], reason: str
 ) -> None:
-    repo, _router = github
+    repo, router = github
+    audit = {"findings": [], "verdict": "approve", "confidence": 0.9}
+    router.post(OPENAI).mock(return_value=openai_answer(json.dumps(audit), "gpt-6.2-astra"))
+    router.post(ANTHROPIC).mock(return_value=anthropic_answer(audit, "claude-sonnet-5-5"))
     event = dependabot_pr(**changes)
     setup(repo, event)
     ci(repo, "success")
@@ -283,6 +286,10 @@ async def test_lookalikes_get_nothing(
     assert repo.merges == []
     assert approvals(repo) == []
     assert repo.bot_comments() == []
+    # Not Dependabot, so no risk summary; a bot account that is not Dependabot is audited like any
+    # other bot's pull request (a COMMENT review, never an approval).
+    audited = [r for r in repo.reviews.get(40, []) if "autopack:audit" in str(r.get("body"))]
+    assert [r["event"] for r in audited] == (["COMMENT"] if changes.get("user_type") == "Bot" else [])
 
 
 async def test_a_head_branch_from_a_fork_gets_nothing(
@@ -556,3 +563,21 @@ async def test_zero_major_with_minor_metadata_is_left_for_a_human(
     assert repo.merges == []
     assert approvals(repo) == []
     assert "a major update is outside `dependabot.auto_merge_levels`" in comment(repo)
+
+
+async def test_a_dependabot_pr_gets_its_risk_summary_not_a_second_audit(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """`audit.auto: bot_prs` audits other bots' pull requests; Dependabot's stay with this flow."""
+    repo, _router = github
+    repo.files[(REPO, ".github/autopack.yml")] = "audit: {auto: all}\n"  # even when auditing every PR
+    event = dependabot_pr()
+    setup(repo, event)
+    ci(repo, "success")
+    await harness.deliver("pull_request", event)
+    ran = await harness.run_all()
+    assert "dependencies" in ran
+    assert "audit" in ran
+    assert not [r for r in repo.reviews.get(40, []) if "autopack:audit" in str(r.get("body"))]
+    assert [run["name"] for run in repo.check_runs if run["name"] == "Autopack audit"] == []
+    assert approvals(repo)  # the dependency flow did its work

@@ -24,6 +24,7 @@ from app.policy.audit import (
     primary_category,
     priority,
     risk,
+    unasked_skip,
 )
 from app.policy.diff import FileDiff, fit, from_api, kind_of, parse_patch
 
@@ -276,3 +277,39 @@ def test_model_words_in_review_comments_are_neutralised() -> None:
     fence_line = next(line for line in body.splitlines() if line.endswith("suggestion"))
     assert fence_line == "`````suggestion"  # longer than any backtick run inside
     assert body.rstrip().endswith("`````")
+
+
+@pytest.mark.parametrize(
+    ("auto", "author", "author_type", "listed", "dependabot_flow", "skip"),
+    [
+        ("bot_prs", "autopack[bot]", "Bot", [], True, None),  # its own
+        ("bot_prs", "renovate[bot]", "Bot", [], True, None),  # any GitHub App
+        ("bot_prs", "some-app[bot]", "User", [], True, None),  # the login says it
+        ("bot_prs", "ci-helper", "Bot", [], True, None),  # the account type says it
+        ("bot_prs", "Copilot", "Bot", [], True, None),  # the Copilot coding agent
+        ("bot_prs", "copilot", "User", [], True, None),
+        ("bot_prs", "Agent-Smith", "User", ["agent-smith"], True, None),  # audit.bot_authors, any case
+        ("bot_prs", "octocat", "User", ["agent-smith"], True, "human_author"),
+        ("bot_prs", "octocat[bot]-fan", "User", [], True, "human_author"),  # [bot] must end the login
+        ("bot_prs", "dependabot[bot]", "Bot", [], True, "dependabot_flow"),  # its risk summary instead
+        ("bot_prs", "dependabot[bot]", "Bot", [], False, None),  # no dependency flow: audited as a bot
+        ("all", "octocat", "User", [], True, None),
+        ("all", "dependabot[bot]", "Bot", [], True, "dependabot_flow"),
+        ("off", "renovate[bot]", "Bot", [], True, "policy"),
+        ("off", "autopack[bot]", "Bot", [], True, "policy"),
+    ],
+)
+def test_which_prs_are_audited_without_being_asked(
+    auto: Any, author: str, author_type: str, listed: list[str], dependabot_flow: bool, skip: str | None
+) -> None:
+    assert (
+        unasked_skip(
+            auto,
+            author=author,
+            author_type=author_type,
+            own_bot="autopack[bot]",
+            bot_authors=listed,
+            dependabot_flow=dependabot_flow,
+        )
+        == skip
+    )
