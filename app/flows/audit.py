@@ -5,7 +5,8 @@ head commit (skip a head already audited)
 → files and patches (paginated), commits → categories, complexity, risk (code) → the routed auditor,
 and the secondary auditor where the routing names one (the stricter verdict wins) → floors, code
 -found reviewer instructions, findings not already reported → a COMMENT review (line comments only
-on lines the diff shows) and the "Autopack audit" check run with batched annotations.
+on lines the diff shows; none when there is nothing new to say) and the "Autopack audit" check run
+with batched annotations.
 """
 
 from __future__ import annotations
@@ -87,10 +88,18 @@ async def handle(ctx: FlowContext) -> None:
         reported=reported,
     )
     await reports.put(repo.full_name, number, head, report)  # before anything is posted
-    await _post_review(ctx, repo, number, head, report)
+    if report["review"]:
+        await _post_review(ctx, repo, number, head, report)
     await _post_check(repo, head, report)
     AUDITS.labels(report["verdict"]).inc()
-    ctx.log.info("audited", pr=number, head=head, verdict=report["verdict"], title=report["title"])
+    ctx.log.info(
+        "audited",
+        pr=number,
+        head=head,
+        verdict=report["verdict"],
+        title=report["title"],
+        review=report["review"],
+    )
     await _report_to_proposal(ctx, pr, head, str(report["verdict"]), list(report["findings"]))
 
 
@@ -213,6 +222,7 @@ async def assess(
     summary = summary_of(placed)
     report: dict[str, Any] = {
         "verdict": verdict,
+        "review": audit.speaks(verdict, fresh=len(fresh)),
         "marker": marker,
         "summary": summary,
         "comments": [_line_comment(f) for f in placed.line_comments],
@@ -258,7 +268,7 @@ async def _complete(
             "findings": [],
         }
     missing = []
-    if posted is None:
+    if posted is None and stored.get("review", True):  # a quiet audit has no review to complete
         missing.append("review")
         await _post_review(ctx, repo, number, head, stored)
     if not await _has_check(ctx, repo, head):

@@ -9,6 +9,7 @@
 - Where each finding may go: a line comment only on lines the diff shows (checked here), else the
   summary; a `suggestion` block only for a small replacement.
 - Check-run annotations in GitHub's batches of 50; fingerprints so a re-audit repeats nothing.
+- Quiet when fine: whether a review is posted at all, or the check run alone answers.
 - Which pull requests are audited without being asked (`audit.auto`).
 """
 
@@ -336,6 +337,13 @@ def annotation_batches(findings: list[Finding]) -> list[list[dict[str, object]]]
 def check_conclusion(verdict: str) -> str:
     """The check run's conclusion for a verdict (an unknown one is neutral, never success)."""
     return {"approve": "success", "comment": "neutral", "block": "failure"}.get(verdict, "neutral")
+
+
+def speaks(verdict: str, *, fresh: int) -> bool:
+    """Quiet when fine: a review only when it has something new for a person to read (a finding not
+    reported on an earlier commit) or blocks; otherwise the check run alone answers, its conclusion
+    still the verdict's (green only when the auditor approved, never by silence)."""
+    return verdict == "block" or fresh > 0
 
 
 # ---- instructions aimed at the reviewer --------------------------------------------------------

@@ -81,13 +81,19 @@ def proposal_repo() -> FakeGitHub:
 class Builder:
     """The builder's (OpenAI) answers in order, and the auditor's (Anthropic) verdict."""
 
-    def __init__(self, router: respx.MockRouter, *answers: dict[str, Any], verdict: str = "comment") -> None:
+    def __init__(
+        self,
+        router: respx.MockRouter,
+        *answers: dict[str, Any],
+        verdict: str = "comment",
+        findings: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.answers = list(answers)
         self.calls = 0
         router.post(OPENAI).mock(side_effect=self._answer)
         router.post(ANTHROPIC).mock(
             return_value=anthropic_answer(
-                {"findings": [], "verdict": verdict, "confidence": 0.8}, "claude-sonnet-5-5"
+                {"findings": findings or [], "verdict": verdict, "confidence": 0.8}, "claude-sonnet-5-5"
             )
         )
 

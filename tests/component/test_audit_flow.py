@@ -119,7 +119,7 @@ async def test_other_prs_only_when_the_policy_says_all(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
-    answer_with(router, audit_answer())
+    answer_with(router, audit_answer(finding()))
     await harness.deliver("pull_request", pr_event(author="contributor"))
     await harness.run_next()
     assert 21 not in repo.reviews
@@ -151,6 +151,7 @@ async def test_bot_and_agent_prs_are_audited_unasked_and_a_humans_is_not(
 
     second = "f" * 40
     repo.head = second
+    answer_with(router, audit_answer(finding(title="Rows are not escaped", start_line=10, end_line=10)))
     await harness.deliver("pull_request", pr_event("synchronize", author="Agent-Smith", head=second))
     await harness.run_all()
     assert [r["commit_id"] for r in repo.reviews[21]] == [HEAD, second]
@@ -307,7 +308,7 @@ async def test_audit_command_by_a_writer_on_any_pr(
 ) -> None:
     repo, router = github
     repo.pulls[21] = pr_event(author="contributor")["pull_request"]
-    answer_with(router, audit_answer())
+    answer_with(router, audit_answer(finding()))
     command = comment_payload("/autopack audit", login="maintainer", number=21)
     command["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/21"}
     command["repository"]["default_branch"] = "main"
@@ -362,6 +363,51 @@ async def test_a_credential_in_the_diff_is_not_sent_to_the_auditor(
     assert sent
     assert all(token not in body for body in sent)
     assert any("ghp_… (40 characters)" in body for body in sent)
+
+
+async def test_quiet_when_fine_the_check_run_alone_answers(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """Nothing over the floors (a finding the auditor is unsure of is dropped): no review at all, the
+    check run green with the summary; a lost check run is completed without a review; a new head
+    with a finding does get one."""
+    import httpx
+    from githubkit.exception import RequestFailed
+
+    repo, router = github
+    answer_with(router, audit_answer(finding(confidence=0.2), verdict="approve", confidence=0.9))
+    failures = [502]
+
+    def flaky(request: httpx.Request, full: str) -> httpx.Response:
+        if failures:
+            failures.pop()
+            return httpx.Response(502, json={"message": "Server Error"})
+        return FakeGitHub._create_run(repo, request, full)
+
+    repo._create_run = flaky  # type: ignore[method-assign]
+    await harness.deliver("pull_request", pr_event())
+    job = await harness.inbox.claim("test", 60)
+    assert job is not None
+    with pytest.raises(RequestFailed):
+        await harness.dispatcher(job)
+    await harness.dispatcher(job)  # the retry completes the check run, and posts no review
+    await harness.inbox.complete(job)
+    assert repo.reviews.get(21, []) == []
+    (run,) = repo.check_runs
+    assert (run["head_sha"], run["conclusion"]) == (HEAD, "success")
+    assert run["output"]["title"] == "approve: risk 11/100, 0 findings"
+    assert "No new findings." in run["output"]["summary"]
+    assert not run["output"].get("annotations")
+    assert not [c for c in repo.bot_comments() if c.get("issue_number") == 21]
+
+    second = "f" * 40
+    repo.head = second
+    answer_with(router, audit_answer(finding()))
+    await harness.deliver("pull_request", pr_event("synchronize", head=second))
+    await harness.run_all()
+    (review,) = repo.reviews[21]
+    assert review["commit_id"] == second
+    assert "SQL built by string concatenation" in str(review)
 
 
 async def test_a_check_run_lost_to_one_failure_is_completed_by_the_retry_without_a_second_review(

@@ -287,9 +287,10 @@ async def test_lookalikes_get_nothing(
     assert approvals(repo) == []
     assert repo.bot_comments() == []
     # Not Dependabot, so no risk summary; a bot account that is not Dependabot is audited like any
-    # other bot's pull request (a COMMENT review, never an approval).
-    audited = [r for r in repo.reviews.get(40, []) if "autopack:audit" in str(r.get("body"))]
-    assert [r["event"] for r in audited] == (["COMMENT"] if changes.get("user_type") == "Bot" else [])
+    # other bot's pull request (here nothing found: the check run alone, never an approval).
+    assert repo.reviews.get(40, []) == []
+    audits = [run["conclusion"] for run in repo.check_runs if run["name"] == "Autopack audit"]
+    assert audits == (["success"] if changes.get("user_type") == "Bot" else [])
 
 
 async def test_a_head_branch_from_a_fork_gets_nothing(

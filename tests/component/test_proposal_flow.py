@@ -108,8 +108,10 @@ async def test_whole_flow_from_command_to_ready_pr(
     assert p.status == "ready"
     assert p.audit_verdict == "comment"
     assert repo.ready == ["PR_node100"]
-    # the bot's reviews of its own PR are COMMENT only, never an approval (DESIGN §5.4)
-    assert [r["event"] for r in repo.reviews[100]] == ["COMMENT"]
+    # The audit found nothing: no review, the check run answers (and never as an approval of the
+    # bot's own work, DESIGN §5.4: the auditor said "comment").
+    assert repo.reviews.get(100, []) == []
+    assert [(r["name"], r["conclusion"]) for r in repo.check_runs] == [("Autopack audit", "neutral")]
     body = repo.pulls[100]["body"]
     assert "✅ **Verified**" in body
     assert "https://github.com/octo-org/widgets/runs/501" in body
@@ -315,7 +317,17 @@ async def test_the_pre_push_audit_is_the_one_posted_after_verification(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
     repo, router = github
-    Builder(router, change_set())
+    concern = {
+        "severity": "medium",
+        "path": "app/storage/save.py",
+        "start_line": 1,
+        "end_line": 1,
+        "title": "Retries are unbounded",
+        "explanation": "A locked database retries forever.",
+        "replacement": None,
+        "confidence": 0.9,
+    }
+    Builder(router, change_set(), findings=[concern])
     await start(harness)
     assert len([c for c in router.calls if c.request.url == ANTHROPIC]) == 1  # audited before the push
     p = await fail_the_test_commit(harness, repo)
@@ -325,6 +337,8 @@ async def test_the_pre_push_audit_is_the_one_posted_after_verification(
     assert len([c for c in router.calls if c.request.url == ANTHROPIC]) == 1  # no second model call
     (review,) = repo.reviews[100]
     assert review["commit_id"] == p.fix_sha
+    assert review["event"] == "COMMENT"  # never an approval of its own work (DESIGN §5.4)
+    assert "Retries are unbounded" in str(review)
     assert [r["name"] for r in repo.check_runs] == ["Autopack audit"]
     assert (await proposal(harness)).status == "ready"
 

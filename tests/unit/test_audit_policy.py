@@ -24,6 +24,7 @@ from app.policy.audit import (
     primary_category,
     priority,
     risk,
+    speaks,
     unasked_skip,
 )
 from app.policy.diff import FileDiff, fit, from_api, kind_of, parse_patch
@@ -313,3 +314,17 @@ def test_which_prs_are_audited_without_being_asked(
         )
         == skip
     )
+
+
+@pytest.mark.parametrize(
+    ("verdict", "fresh", "review"),
+    [
+        ("approve", 0, False),  # fine: the check run alone
+        ("comment", 0, False),  # nothing over the floors, or only what was said before
+        ("approve", 1, True),
+        ("comment", 2, True),
+        ("block", 0, True),  # a block always explains itself
+    ],
+)
+def test_a_review_only_when_there_is_something_new_to_say(verdict: str, fresh: int, review: bool) -> None:
+    assert speaks(verdict, fresh=fresh) is review
