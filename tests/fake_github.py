@@ -645,6 +645,9 @@ class FakeGitHub:
             httpx.Response(200, json=runs[0]) if runs else httpx.Response(404, json={"message": "Not Found"})
         )
 
+    def _pulls_of_node(self, node_id: str) -> list[dict[str, Any]]:
+        return [pull for pull in self.pulls.values() if pull.get("node_id") == node_id]
+
     def _graphql(self, request: httpx.Request) -> httpx.Response:
         body = _body(request)
         query, variables = body["query"], body.get("variables") or {}
@@ -658,29 +661,26 @@ class FakeGitHub:
                     },
                 )
             self.auto_merge.append(variables)
-            for pull in self.pulls.values():
-                if pull.get("node_id") == variables["id"]:
-                    pull["auto_merge"] = {
-                        "enabled_by": {"login": "autopack[bot]", "type": "Bot"},
-                        "merge_method": variables["method"].lower(),
-                        "expected_head": variables.get("head"),
-                    }
+            for pull in self._pulls_of_node(variables["id"]):
+                pull["auto_merge"] = {
+                    "enabled_by": {"login": "autopack[bot]", "type": "Bot"},
+                    "merge_method": variables["method"].lower(),
+                    "expected_head": variables.get("head"),
+                }
             return httpx.Response(
                 200, json={"data": {"enablePullRequestAutoMerge": {"clientMutationId": None}}}
             )
         if "disablePullRequestAutoMerge" in query:
             self.auto_merge_disabled.append(variables["id"])
-            for pull in self.pulls.values():
-                if pull.get("node_id") == variables["id"]:
-                    pull["auto_merge"] = None
+            for pull in self._pulls_of_node(variables["id"]):
+                pull["auto_merge"] = None
             return httpx.Response(
                 200, json={"data": {"disablePullRequestAutoMerge": {"clientMutationId": None}}}
             )
         if "markPullRequestReadyForReview" in query:
             self.ready.append(variables["id"])
-            for pull in self.pulls.values():
-                if pull.get("node_id") == variables["id"]:
-                    pull["draft"] = False
+            for pull in self._pulls_of_node(variables["id"]):
+                pull["draft"] = False
             return httpx.Response(200, json={"data": {"markPullRequestReadyForReview": {}}})
         self.graphql_reads += 1
         files = self.base_files()

@@ -142,18 +142,16 @@ def words(node: dict[str, Any], keywords: set[str]) -> list[str]:
         said.append(f"less than {_number(node['exclusiveMaximum'])}")
     if "multipleOf" in keywords:
         said.append(f"a multiple of {_number(node['multipleOf'])}")
-    if "minLength" in keywords and "maxLength" in keywords:
-        said.append(f"{node['minLength']} to {_plural(node['maxLength'], 'character')}")
-    elif "minLength" in keywords:
-        said.append(f"at least {_plural(node['minLength'], 'character')}")
-    elif "maxLength" in keywords:
-        said.append(f"at most {_plural(node['maxLength'], 'character')}")
-    if "minItems" in keywords and "maxItems" in keywords:
-        said.append(f"{node['minItems']} to {_plural(node['maxItems'], 'item')}")
-    elif "minItems" in keywords:
-        said.append(f"at least {_plural(node['minItems'], 'item')}")
-    elif "maxItems" in keywords:
-        said.append(f"at most {_plural(node['maxItems'], 'item')}")
+    for low_key, high_key, unit in (
+        ("minLength", "maxLength", "character"),
+        ("minItems", "maxItems", "item"),
+    ):
+        if low_key in keywords and high_key in keywords:
+            said.append(f"{node[low_key]} to {_plural(node[high_key], unit)}")
+        elif low_key in keywords:
+            said.append(f"at least {_plural(node[low_key], unit)}")
+        elif high_key in keywords:
+            said.append(f"at most {_plural(node[high_key], unit)}")
     if "uniqueItems" in keywords and node.get("uniqueItems"):
         said.append("no repeated items")
     if "pattern" in keywords:

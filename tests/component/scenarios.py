@@ -153,11 +153,14 @@ async def proposal(harness: Harness) -> Proposal:
     return found
 
 
-async def fail_the_test_commit(harness: Harness, repo: FakeGitHub) -> Proposal:
-    """CI fails on the tests-only commit, as it must: the fix is pushed; the record after that."""
+async def fail_the_test_commit(harness: Harness, repo: FakeGitHub, **others: str) -> Proposal:
+    """CI fails on the tests-only commit, as it must (`tests` red, and `others` as more checks by
+    name and conclusion): the fix is pushed; the record after that."""
     p = await proposal(harness)
     assert p.test_sha is not None
     ci_run(repo, p.test_sha, "failure")
+    for n, (name, conclusion) in enumerate(others.items()):
+        ci_run(repo, p.test_sha, conclusion, run_id=5_000 + n, name=name)
     await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
     await harness.run_all()
     return await proposal(harness)

@@ -6,10 +6,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import respx
+from githubkit.exception import RequestFailed
 
 from app.errors import PermanentError
+from app.inbox.models import Job
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
 from tests.component.scenarios import pr_event
@@ -79,6 +82,29 @@ def answer_with(
     security secondary auditor is OpenAI's."""
     router.post(ANTHROPIC).mock(return_value=anthropic_answer(primary, "claude-haiku-5-5"))
     router.post(OPENAI).mock(return_value=openai_answer(json.dumps(secondary or primary), "gpt-6.2-astra"))
+
+
+def fail_once(repo: FakeGitHub, handler: str) -> None:
+    """The fake GitHub answers the first request `handler` serves with a 502, then as usual."""
+    real = getattr(repo, handler)
+    failures = [502]
+
+    def flaky(request: httpx.Request, **path: str) -> httpx.Response:
+        if failures:
+            return httpx.Response(failures.pop(), json={"message": "Server Error"})
+        return real(request, **path)  # type: ignore[no-any-return]
+
+    setattr(repo, handler, flaky)
+
+
+async def audit_into_the_failure(harness: Harness) -> Job:
+    """Deliver the PR and run its audit job until the injected failure; the job, for its retry."""
+    await harness.deliver("pull_request", pr_event())
+    job = await harness.inbox.claim("test", 60)
+    assert job is not None
+    with pytest.raises(RequestFailed):
+        await harness.dispatcher(job)
+    return job
 
 
 async def test_own_pr_is_audited_with_a_comment_review_and_a_check_run(
@@ -326,8 +352,6 @@ async def test_audit_command_by_a_writer_on_any_pr(
 async def test_refused_line_comments_move_to_the_summary(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
-    import httpx
-
     repo, router = github
     answer_with(router, audit_answer(finding()))
     calls: list[dict[str, Any]] = []
@@ -371,25 +395,10 @@ async def test_quiet_when_fine_the_check_run_alone_answers(
     """Nothing over the floors (a finding the auditor is unsure of is dropped): no review at all, the
     check run green with the summary; a lost check run is completed without a review; a new head
     with a finding does get one."""
-    import httpx
-    from githubkit.exception import RequestFailed
-
     repo, router = github
     answer_with(router, audit_answer(finding(confidence=0.2), verdict="approve", confidence=0.9))
-    failures = [502]
-
-    def flaky(request: httpx.Request, full: str) -> httpx.Response:
-        if failures:
-            failures.pop()
-            return httpx.Response(502, json={"message": "Server Error"})
-        return FakeGitHub._create_run(repo, request, full)
-
-    repo._create_run = flaky  # type: ignore[method-assign]
-    await harness.deliver("pull_request", pr_event())
-    job = await harness.inbox.claim("test", 60)
-    assert job is not None
-    with pytest.raises(RequestFailed):
-        await harness.dispatcher(job)
+    fail_once(repo, "_create_run")
+    job = await audit_into_the_failure(harness)
     await harness.dispatcher(job)  # the retry completes the check run, and posts no review
     await harness.inbox.complete(job)
     assert repo.reviews.get(21, []) == []
@@ -415,25 +424,10 @@ async def test_a_check_run_lost_to_one_failure_is_completed_by_the_retry_without
 ) -> None:
     """The review is posted, then the check-run request fails once: the retry must post the check
     run (the gate waits for it) from the stored report, without a second review or model call."""
-    import httpx
-    from githubkit.exception import RequestFailed
-
     repo, router = github
     answer_with(router, audit_answer(finding()))
-    failures = [502]
-
-    def flaky(request: httpx.Request, full: str) -> httpx.Response:
-        if failures:
-            failures.pop()
-            return httpx.Response(502, json={"message": "Server Error"})
-        return FakeGitHub._create_run(repo, request, full)
-
-    repo._create_run = flaky  # type: ignore[method-assign]
-    await harness.deliver("pull_request", pr_event())
-    job = await harness.inbox.claim("test", 60)
-    assert job is not None
-    with pytest.raises(RequestFailed):
-        await harness.dispatcher(job)
+    fail_once(repo, "_create_run")
+    job = await audit_into_the_failure(harness)
     assert len(repo.reviews[21]) == 1
     assert repo.check_runs == []
     await harness.dispatcher(job)  # the retry
@@ -453,25 +447,10 @@ async def test_a_check_run_lost_to_one_failure_is_completed_by_the_retry_without
 async def test_a_review_lost_after_the_report_is_stored_is_posted_by_the_retry(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
-    import httpx
-    from githubkit.exception import RequestFailed
-
     repo, router = github
     answer_with(router, audit_answer(finding()))
-    failures = [502]
-
-    def flaky(request: httpx.Request, full: str, n: str) -> httpx.Response:
-        if failures:
-            failures.pop()
-            return httpx.Response(502, json={"message": "Server Error"})
-        return FakeGitHub._review(repo, request, full, n)
-
-    repo._review = flaky  # type: ignore[method-assign]
-    await harness.deliver("pull_request", pr_event())
-    job = await harness.inbox.claim("test", 60)
-    assert job is not None
-    with pytest.raises(RequestFailed):
-        await harness.dispatcher(job)
+    fail_once(repo, "_review")
+    job = await audit_into_the_failure(harness)
     await harness.dispatcher(job)
     (review,) = repo.reviews[21]
     assert f"<!-- autopack:audit:{HEAD}" in review["body"]

@@ -13,6 +13,7 @@ import respx
 
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
+from tests.component.scenarios import pr_event
 from tests.fake_github import FakeGitHub
 from tests.support import payload
 
@@ -82,20 +83,16 @@ def dependabot_pr(
     ref: str = "dependabot/pip/requests-2.31.1",
     action: str = "opened",
 ) -> dict[str, Any]:
-    data = payload("pull_request", "opened.payload.json")
-    data["action"] = action
-    data["installation"] = {"id": 4242, "node_id": "x"}
-    data["number"] = number
-    data["repository"].update(full_name=REPO, name="widgets", default_branch="main")
+    data = pr_event(action, author=login, head=HEAD, number=number)
     pr = data["pull_request"]
-    pr.update(number=number, state="open", draft=False, title=title, body=body, node_id=f"PR_dep{number}")
-    pr["user"].update(login=login, type=user_type)
-    pr["head"].update(ref=ref, sha=HEAD)
+    pr.update(title=title, body=body, node_id=f"PR_dep{number}")
+    pr["user"]["type"] = user_type
+    pr["head"]["ref"] = ref
     pr["head"]["repo"]["full_name"] = REPO
     pr["base"]["repo"]["full_name"] = REPO
     pr["base"]["ref"] = "main"
     if action == "synchronize":
-        data.update(before="c" * 40, after=HEAD)
+        data["before"] = "c" * 40
     return data
 
 

@@ -675,12 +675,7 @@ async def test_the_fix_must_pass_the_checks_that_failed_without_it(
     repo, router = github
     Builder(router, change_set())
     await start(harness)
-    p = await proposal(harness)
-    ci_run(repo, p.test_sha, "failure", run_id=501, name="tests")
-    ci_run(repo, p.test_sha, "success", run_id=502, name="lint")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
-    p = await proposal(harness)
+    p = await fail_the_test_commit(harness, repo, lint="success")
     assert p.current("test").deciding == ["tests"]
     assert p.fix_sha is not None
     ci_run(repo, p.fix_sha, "success", run_id=503, name="lint")  # only lint has reported
@@ -704,12 +699,7 @@ async def test_a_fix_that_breaks_another_check_is_not_verified(
     repo, router = github
     Builder(router, change_set(), change_set())
     await start(harness)
-    p = await proposal(harness)
-    ci_run(repo, p.test_sha, "failure", run_id=601, name="tests")
-    ci_run(repo, p.test_sha, "success", run_id=602, name="lint")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
-    p = await proposal(harness)
+    p = await fail_the_test_commit(harness, repo, lint="success")
     ci_run(repo, p.fix_sha, "success", run_id=603, name="tests")
     ci_run(repo, p.fix_sha, "failure", run_id=604, name="lint")  # green before the fix, red after
     await harness.deliver("check_suite", ci_event(p.fix_sha, "failure"))
@@ -723,11 +713,7 @@ async def test_every_check_run_is_read_not_only_the_first_hundred(
     repo, router = github
     Builder(router, change_set(), change_set())
     await start(harness)
-    p = await proposal(harness)
-    ci_run(repo, p.test_sha, "failure", run_id=701, name="tests")
-    await harness.deliver("check_suite", ci_event(p.test_sha, "failure"))
-    await harness.run_all()
-    p = await proposal(harness)
+    p = await fail_the_test_commit(harness, repo)
     for i in range(130):  # a large matrix: the one failing job is on the second page
         ci_run(repo, p.fix_sha, "success" if i != 120 else "failure", run_id=1_000 + i, name=f"job-{i}")
     ci_run(repo, p.fix_sha, "success", run_id=2_000, name="tests")
