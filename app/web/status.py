@@ -204,9 +204,8 @@ class StatusRoutes:
 
     async def logout(self, request: Request) -> Response:
         session = self._session(request)
-        form = await request.form()
         if session is not None and not hmac.compare_digest(
-            str(form.get("csrf") or ""), self._csrf(session[1])
+            await _csrf_field(request), self._csrf(session[1])
         ):
             return _refused("The form expired or did not come from this page.", 403)
         response = RedirectResponse("/status/login", 303)

@@ -184,6 +184,16 @@ def test_retry_requeues_exactly_that_job_and_needs_the_csrf_token(
     assert [(r["id"], r["status"]) for r in rows] == [(dead["id"], "queued")]
 
 
+def test_sign_out_needs_the_csrf_token_and_ends_the_session(client: TestClient, github: FakeGitHub) -> None:
+    sign_in(client, github, "alice")
+    csrf = client.get("/status").text.split('name="csrf" value="')[1].split('"')[0]
+    assert client.post("/status/logout", data={"csrf": "forged"}).status_code == 403
+    assert client.get("/status").status_code == 200  # a forged sign-out changed nothing
+    out = client.post("/status/logout", data={"csrf": csrf})
+    assert out.status_code == 303
+    assert client.get("/status").status_code == 303  # back to sign-in
+
+
 def test_a_worker_serves_the_page_read_only(service: Service, github: FakeGitHub) -> None:
     """Workers (`receive_webhooks=False`) show the page but carry no retry: no button, no route."""
     with TestClient(create_app(service, receive_webhooks=False), follow_redirects=False) as worker:
