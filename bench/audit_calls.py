@@ -103,7 +103,8 @@ def main() -> None:
                 f"{', '.join(f'{p:,}' for p in prompts)}"
             )
     print("\nRequests: installation token (first call of a repository), head commit and policy file,")
-    print("reviews, files, commits, the review, and the check run (more annotation batches add requests).")
+    print("reviews, review threads (GraphQL), files, commits and the check run; the review too when it")
+    print("has something new to say (this answer has none); more annotation batches add requests.")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,8 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", _REPO + r"/check-runs/(?P<rid>\d+)/annotations", "_annotations"),
     ("GET", _REPO + r"/check-runs/(?P<rid>\d+)$", "_get_run"),
     ("POST", r"/graphql$", "_graphql"),
+    ("GET", _REPO + r"/pulls/comments/(?P<cid>\d+)$", "_pull_comment"),
+    ("POST", _REPO + r"/pulls/comments/(?P<cid>\d+)/reactions", "_react_review"),
     ("GET", r"/search/code", "_search_code"),
     ("GET", _REPO + r"/branches/(?P<branch>[^/?]+)", "_branch"),
     ("PUT", _REPO + r"/pulls/(?P<n>\d+)/merge", "_merge"),
@@ -192,6 +194,12 @@ class FakeGitHub:
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.annotations: dict[int, list[dict[str, Any]]] = {}
         self.review_comments: dict[int, list[dict[str, Any]]] = {}
+        # Review threads per pull request: each {id, isResolved, isOutdated, resolvedBy, path,
+        # comments: [review comment ids], thumbs_down: [logins]}; line comments by id
+        self.threads: dict[int, list[dict[str, Any]]] = {}
+        self.line_comments: dict[int, dict[str, Any]] = {}
+        self.resolved_threads: list[str] = []
+        self.review_reactions: list[tuple[int, str]] = []
         self.graphql_reads = 0
         self.required_checks: list[str] | None = None  # the base branch's protection
         self.merges: list[dict[str, Any]] = []
@@ -518,7 +526,78 @@ class FakeGitHub:
             state={"APPROVE": "APPROVED", "COMMENT": "COMMENTED"}.get(review.get("event"), "PENDING"),
         )
         self.reviews.setdefault(int(n), []).append(review)
+        for comment in review.get("comments") or []:
+            self.add_thread(int(n), comment["path"], comment["body"], line=comment.get("line"))
         return httpx.Response(200, json=review)
+
+    def add_thread(
+        self, number: int, path: str, body: str, *, author: str = "autopack[bot]", line: int | None = None
+    ) -> dict[str, Any]:
+        """A review thread opened by a line comment (the bot's, when a review posts comments)."""
+        cid = 700_000 + len(self.line_comments)
+        self.line_comments[cid] = {
+            "id": cid,
+            "path": path,
+            "line": line,
+            "body": body,
+            "user": {"login": author, "type": "Bot" if author.endswith("[bot]") else "User"},
+        }
+        thread = {
+            "id": f"PRRT_{cid}",
+            "isResolved": False,
+            "isOutdated": False,
+            "resolvedBy": None,
+            "path": path,
+            "comments": [cid],
+            "thumbs_down": [],
+        }
+        self.threads.setdefault(number, []).append(thread)
+        return thread
+
+    def thread_of(self, number: int, title: str) -> dict[str, Any]:
+        """The review thread whose first comment has `title` in it."""
+        return next(
+            t for t in self.threads.get(number, []) if title in self.line_comments[t["comments"][0]]["body"]
+        )
+
+    def _pull_comment(self, request: httpx.Request, full: str, cid: str) -> httpx.Response:
+        comment = self.line_comments.get(int(cid))
+        if comment is None:
+            return httpx.Response(404, json={"message": "Not Found"})
+        return httpx.Response(200, json=comment)
+
+    def _react_review(self, request: httpx.Request, full: str, cid: str) -> httpx.Response:
+        self.review_reactions.append((int(cid), _body(request)["content"]))
+        return httpx.Response(201, json={"id": len(self.review_reactions)})
+
+    def _thread_nodes(self, number: int) -> list[dict[str, Any]]:
+        """Threads as GitHub's GraphQL API gives them (it names an App's login without `[bot]`)."""
+        nodes = []
+        for thread in self.threads.get(number, []):
+            first = self.line_comments[thread["comments"][0]]
+            login = str(first["user"]["login"]).removesuffix("[bot]")
+            nodes.append(
+                {
+                    "id": thread["id"],
+                    "isResolved": thread["isResolved"],
+                    "isOutdated": thread["isOutdated"],
+                    "path": thread["path"],
+                    "resolvedBy": {"login": thread["resolvedBy"]} if thread["resolvedBy"] else None,
+                    "comments": {
+                        "nodes": [
+                            {
+                                "body": first["body"],
+                                "path": first["path"],
+                                "author": {"login": login},
+                                "reactions": {
+                                    "nodes": [{"user": {"login": who}} for who in thread["thumbs_down"]]
+                                },
+                            }
+                        ]
+                    },
+                }
+            )
+        return nodes
 
     def _environment(self, request: httpx.Request, full: str, env: str) -> httpx.Response:
         if env not in self.environments:
@@ -677,6 +756,18 @@ class FakeGitHub:
             return httpx.Response(
                 200, json={"data": {"disablePullRequestAutoMerge": {"clientMutationId": None}}}
             )
+        if "reviewThreads" in query:
+            nodes = self._thread_nodes(int(variables["number"]))
+            page = {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": nodes}
+            return httpx.Response(
+                200, json={"data": {"repository": {"pullRequest": {"reviewThreads": page}}}}
+            )
+        if "resolveReviewThread" in query:
+            self.resolved_threads.append(variables["id"])
+            for thread in (t for ts in self.threads.values() for t in ts):
+                if thread["id"] == variables["id"]:
+                    thread.update(isResolved=True, resolvedBy="autopack")
+            return httpx.Response(200, json={"data": {"resolveReviewThread": {"thread": {}}}})
         if "markPullRequestReadyForReview" in query:
             self.ready.append(variables["id"])
             for pull in self._pulls_of_node(variables["id"]):

@@ -74,6 +74,51 @@ def comment_payload(
     return data
 
 
+def review_comment_payload(
+    body: str,
+    *,
+    in_reply_to: int | None,
+    login: str = "maintainer",
+    repo: str = "octo-org/widgets",
+    number: int = 21,
+    comment_id: int = 9101,
+) -> dict[str, Any]:
+    """`pull_request_review_comment.created` from GitHub's example: a reply in a review thread."""
+    data = payload("pull_request_review_comment", "created.payload.json")
+    owner, name = repo.split("/")
+    data["installation"] = {"id": 4242, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
+    data["repository"].update(name=name, full_name=repo)
+    data["repository"]["owner"]["login"] = owner
+    data["pull_request"]["number"] = number
+    data["comment"].update(id=comment_id, body=body, in_reply_to_id=in_reply_to)
+    data["comment"]["user"].update(login=login, type="User")
+    data["sender"].update(login=login, type="User")
+    return data
+
+
+def thread_resolved_payload(
+    first_comment: dict[str, Any],
+    *,
+    login: str = "maintainer",
+    repo: str = "octo-org/widgets",
+    number: int = 21,
+) -> dict[str, Any]:
+    """`pull_request_review_thread.resolved` from GitHub's example, for a thread that starts with
+    `first_comment` (a line comment as the fake GitHub stores it)."""
+    data = payload("pull_request_review_thread", "resolved.payload.json")
+    owner, name = repo.split("/")
+    data["installation"] = {"id": 4242, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
+    data["repository"].update(name=name, full_name=repo)
+    data["repository"]["owner"]["login"] = owner
+    data["pull_request"]["number"] = number
+    data["thread"]["comments"][0].update(
+        id=first_comment["id"], body=first_comment["body"], path=first_comment["path"]
+    )
+    data["thread"]["comments"][0]["user"].update(first_comment["user"])
+    data["sender"].update(login=login, type="User")
+    return data
+
+
 def sign(body: bytes, secret: str = SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 

@@ -16,18 +16,20 @@ from typing import Any
 
 from githubkit.exception import RequestFailed
 
+from app.flows import learnings
 from app.flows.context import FlowContext
 from app.flows.proposal_state import VERIFY_STEP
 from app.flows.registry import Flow
 from app.github.repo import RepoClient
 from app.inbox.audit_reports import AuditReports
+from app.inbox.dismissals import Dismissals
 from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
 from app.llm.router import Role
 from app.llm.service import TASK_INPUT_BUDGET, Answer
 from app.llm.tokens import counter_for
 from app.metrics import AUDITS
-from app.policy import audit, hidden_text
+from app.policy import audit, dismissals, hidden_text
 from app.policy.diff import FileDiff, fit, from_api
 from app.policy.markdown import neutral
 from app.policy.proposal import issue_of_branch
@@ -74,6 +76,8 @@ async def handle(ctx: FlowContext) -> None:
         await _complete(ctx, repo, pr, head, posted, stored)
         return
 
+    threads = [dismissals.Thread.from_api(t) for t in await repo.review_threads(number)]
+    await learnings.remember(ctx, repo, dismissals.signals(threads, await repo.bot_login()))
     files = from_api(await repo.pull_files(number))
     commits = await repo.pull_commits(number)
     report = await assess(
@@ -87,10 +91,12 @@ async def handle(ctx: FlowContext) -> None:
         commit_messages=[str((c.get("commit") or {}).get("message") or "") for c in commits],
         reported=reported,
     )
+    report["resolve"] = dismissals.no_longer_apply(threads, await repo.bot_login(), set(report["prints"]))
     await reports.put(repo.full_name, number, head, report)  # before anything is posted
     if report["review"]:
         await _post_review(ctx, repo, number, head, report)
     await _post_check(repo, head, report)
+    await _resolve_threads(repo, list(report["resolve"]))
     AUDITS.labels(report["verdict"]).inc()
     ctx.log.info(
         "audited",
@@ -101,6 +107,13 @@ async def handle(ctx: FlowContext) -> None:
         review=report["review"],
     )
     await _report_to_proposal(ctx, pr, head, str(report["verdict"]), list(report["findings"]))
+
+
+async def _resolve_threads(repo: RepoClient, thread_ids: list[str]) -> None:
+    """Autopack's own threads whose finding the new head no longer has: resolved, so the
+    conversation shows only what is still open."""
+    for thread_id in thread_ids:
+        await repo.resolve_thread(thread_id)
 
 
 async def _earlier_reviews(
@@ -143,6 +156,8 @@ async def assess(
     """The audit of a change: categories, risk, the routed auditor(s), code-found findings, floors
     and placement, as a report to post (review and check run) or to act on before a push."""
     extra: dict[str, list[str]] = {str(k): list(v) for k, v in policy.audit.categories.items()}
+    known = await Dismissals(ctx.inbox.db).all(repo.full_name)
+    dismissed = {d.fingerprint for d in known}
     found = audit.categories(files, extra)
     level = audit.complexity(files, found)
     score = audit.risk(files, found)
@@ -160,6 +175,8 @@ async def assess(
         # A credential in the diff is not sent on to a model provider (the push audit reports it).
         Section("diff", fitted.text, kind="code"),  # every line is redacted when the prompt is built
         Section("not_shown", "\n".join((*fitted.summarised, *fitted.omitted)) or "(nothing)"),
+        # Kinds of findings this repository's writers dismissed: bounded, and data like the rest.
+        Section("dismissed_before", dismissals.for_prompt([(d.title, d.path, d.reason) for d in known])),
     ]
 
     answers: list[tuple[str, Answer[audit.AuditAnswer]]] = []
@@ -197,12 +214,20 @@ async def assess(
     by_print: dict[str, audit.Finding] = {}
     for finding in [*instructions, *(f for _, a in answers for f in a.value.findings)]:
         by_print.setdefault(audit.fingerprint(finding), finding)
-    kept = audit.keep(list(by_print.values()), floors)
+    prints = {
+        key: dismissals.dismissal_print(
+            f.title, f.path, dismissals.snippet(f.path, f.start_line, f.end_line, files)
+        )
+        for key, f in by_print.items()
+    }
+    over_floors = audit.keep(list(by_print.values()), floors)
+    kept = [f for f in over_floors if prints[audit.fingerprint(f)] not in dismissed]
+    left_out = (len(by_print) - len(over_floors), len(over_floors) - len(kept))
     fresh = audit.new_findings(kept, reported)
     placed = audit.place(fresh, files, floors)
 
-    prints = ",".join(sorted({*reported, *map(audit.fingerprint, fresh)}))
-    marker = f"<!-- autopack:audit:{head} fp={prints} v={verdict} -->"
+    reported_now = ",".join(sorted({*reported, *map(audit.fingerprint, fresh)}))
+    marker = f"<!-- autopack:audit:{head} fp={reported_now} v={verdict} -->"
 
     def summary_of(shown: audit.Placement) -> str:
         return _summary(
@@ -217,6 +242,7 @@ async def assess(
             fitted.omitted,
             fitted.summarised,
             len(kept) - len(fresh),
+            left_out,
         )
 
     summary = summary_of(placed)
@@ -225,7 +251,8 @@ async def assess(
         "review": audit.speaks(verdict, fresh=len(fresh)),
         "marker": marker,
         "summary": summary,
-        "comments": [_line_comment(f) for f in placed.line_comments],
+        "comments": [_line_comment(f, prints[audit.fingerprint(f)]) for f in placed.line_comments],
+        "prints": sorted(set(prints.values())),  # every finding found, dismissed or under the floors
         # GitHub may place a line differently than our reading of the diff: then nothing is lost,
         # the findings go into the summary instead.
         "summary_without_comments": summary_of(
@@ -274,6 +301,7 @@ async def _complete(
     if not await _has_check(ctx, repo, head):
         missing.append("check run")
         await _post_check(repo, head, stored)
+    await _resolve_threads(repo, list(stored.get("resolve") or []))
     AUDITS.labels("completed" if missing else "skipped_already_audited").inc()
     ctx.log.info("head already audited", pr=number, head=head, completed=missing)
     await _report_to_proposal(ctx, pr, head, str(stored["verdict"]), list(stored.get("findings") or []))
@@ -343,12 +371,14 @@ async def _report_to_proposal(
     )
 
 
-def _line_comment(finding: audit.Finding) -> dict[str, Any]:
+def _line_comment(finding: audit.Finding, fp: str) -> dict[str, Any]:
+    """A finding on its lines, marked with its dismissal print (a resolved thread, a 👎 or a
+    `/autopack dismiss` reply is traced back to the finding by it)."""
     comment: dict[str, Any] = {
         "path": finding.path,
         "line": finding.end_line,
         "side": "RIGHT",
-        "body": audit.comment_body(finding),
+        "body": f"{audit.comment_body(finding)}\n\n{dismissals.marker(fp)}",
     }
     if finding.end_line > finding.start_line:
         comment.update(start_line=finding.start_line, start_side="RIGHT")
@@ -367,6 +397,7 @@ def _summary(
     omitted: tuple[str, ...],
     summarised: tuple[str, ...],
     repeated: int,
+    left_out: tuple[int, int],
 ) -> str:
     lines = [
         f"**Autopack audit** of `{head[:7]}`: **{verdict}** · risk **{score.score}/100** "
@@ -389,6 +420,12 @@ def _summary(
             "",
             f"{repeated} finding{'s' if repeated != 1 else ''} reported on an earlier commit still apply.",
         ]
+    below, dismissed = left_out
+    if below or dismissed:
+        parts = [f"{below} under this repository's thresholds"] if below else []
+        if dismissed:
+            parts.append(f"{dismissed} dismissed here before (`/autopack learnings`)")
+        lines += ["", f"Left out: {' and '.join(parts)}."]
     details = [f"- {reason}" for reason in score.reasons]
     for role, answer in answers:
         details.append(

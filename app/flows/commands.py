@@ -1,4 +1,8 @@
-"""`issue_comment.created` → `/autopack <command>`: permission-checked slash commands (DESIGN §5.5).
+"""`issue_comment.created`, `pull_request_review_comment.created` → `/autopack <command>`:
+permission-checked slash commands (DESIGN §5.5).
+
+A command in a review thread (a reply to one of the audit's line comments: `/autopack dismiss`)
+sees the pull request as its thread; its reply goes into the pull request's conversation.
 
 Only `created` comments are read (an edit cannot smuggle in a command later), never a bot's (the
 App's own included). Each command declares the least permission it needs; the commenter's role is
@@ -13,12 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.github.repo import RepoClient
+from app.inbox.dismissals import Dismissal
 from app.logs import redactor
 from app.metrics import COMMAND_OUTCOMES
 from app.policy import render
@@ -44,6 +49,8 @@ class CommandContext:
     sender: str
     command: ParsedCommand
     permission: Permission = Permission.NONE  # the sender's, asked at the time of the command
+    issue: dict[str, Any] = field(default_factory=dict)  # the issue or pull request, issue-shaped
+    review_comment: dict[str, Any] | None = None  # the command's comment, when in a review thread
 
     @property
     def subject(self) -> str:
@@ -154,9 +161,20 @@ def accepts(payload: dict[str, Any]) -> bool:
     return bool(parse_commands(comment.get("body")))
 
 
+def _thread_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """The issue or pull request the comment is on, in the shape of an `issue` payload object (a
+    pull request's carries `pull_request`, as GitHub's issue objects of pull requests do)."""
+    if "issue" in payload:
+        return dict(payload["issue"])
+    pr = payload["pull_request"]
+    keep = ("number", "title", "body", "state", "user", "html_url")
+    return {**{k: pr[k] for k in keep if k in pr}, "pull_request": {"url": pr.get("url")}}
+
+
 async def handle(ctx: FlowContext) -> None:
     payload = ctx.payload
     comment = payload["comment"]
+    in_review = "pull_request" in payload and "issue" not in payload
     author = comment.get("user") or {}
     sender = payload.get("sender") or author
     if is_bot(author.get("login"), author.get("type")) or is_bot(sender.get("login"), sender.get("type")):
@@ -169,10 +187,12 @@ async def handle(ctx: FlowContext) -> None:
     if author.get("login") == await repo.bot_login():
         return
     login = str(author["login"])
-    number = int(payload["issue"]["number"])
-    issue_author = ((payload["issue"].get("user")) or {}).get("login")
+    issue = _thread_of(payload)
+    number = int(issue["number"])
+    issue_author = (issue.get("user") or {}).get("login")
     comment_id = int(comment["id"])
-    await repo.react_to_comment(comment_id, "eyes")
+    react = repo.react_to_review_comment if in_review else repo.react_to_comment
+    await react(comment_id, "eyes")
 
     permission: Permission | None = None
     replies: list[str] = []
@@ -201,19 +221,31 @@ async def handle(ctx: FlowContext) -> None:
                 f"this repository; you have **{permission.label}**."
             )
             continue
-        reply = await spec.handler(CommandContext(ctx, repo, number, comment_id, login, item, permission))
+        reply = await spec.handler(
+            CommandContext(
+                ctx,
+                repo,
+                number,
+                comment_id,
+                login,
+                item,
+                permission,
+                issue,
+                comment if in_review else None,
+            )
+        )
         COMMAND_OUTCOMES.labels(spec.name, "ran").inc()
         ctx.log.info("command ran", command=spec.name, user=login)
         if reply:
             replies.append(reply)
     if replies:
         await repo.upsert_comment(number, f"command:{comment_id}", "\n\n---\n\n".join(replies))
-    await repo.react_to_comment(comment_id, "+1" if all_ran else "-1")
+    await react(comment_id, "+1" if all_ran else "-1")
 
 
 FLOW = Flow(
     name="command",
-    triggers=frozenset({("issue_comment", "created")}),
+    triggers=frozenset({("issue_comment", "created"), ("pull_request_review_comment", "created")}),
     handler=handle,
     accepts=accepts,
 )
@@ -253,7 +285,7 @@ async def _usage(ctx: CommandContext) -> str:
     author_allowed=True,
 )
 async def _triage(ctx: CommandContext) -> str:
-    issue = ctx.flow.payload.get("issue") or {}
+    issue = ctx.issue
     if "pull_request" in issue:
         return "Triage is for issues, not pull requests."
     if ctx.permission >= Permission.TRIAGE:
@@ -276,7 +308,7 @@ async def _triage(ctx: CommandContext) -> str:
 
 @command("audit", Permission.WRITE, "Audit this pull request now: findings as a review and a check run.")
 async def _audit(ctx: CommandContext) -> str:
-    if "pull_request" not in (ctx.flow.payload.get("issue") or {}):
+    if "pull_request" not in ctx.issue:
         return "`/autopack audit` works on pull requests."
     await _run_flow_now(ctx, "audit", number=ctx.number)
     return ""  # the review and the check run are the answer
@@ -301,7 +333,7 @@ async def _propose(ctx: CommandContext) -> str:
     from app.llm.service import NoModelAvailable
     from app.policy.proposal import eligible, parse_propose_args
 
-    issue = ctx.flow.payload.get("issue") or {}
+    issue = ctx.issue
     notes, force = parse_propose_args(ctx.command.args)
     proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
     verdict = eligible(
@@ -336,7 +368,7 @@ async def _open_proposal_here(ctx: CommandContext) -> Proposal | None:
     from app.policy.proposal import OPEN
 
     proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
-    issue = ctx.flow.payload.get("issue") or {}
+    issue = ctx.issue
     proposal = (
         await proposals.by_pr(ctx.repo.full_name, ctx.number)
         if "pull_request" in issue
@@ -402,3 +434,104 @@ async def _digest(ctx: CommandContext) -> str:
         dedupe_key=f"digest:{ctx.repo.full_name}:command-{ctx.comment_id}",
     )
     return "Writing this week's feedback digest; it appears as an issue labelled `autopack:digest`."
+
+
+# ---- remembered dismissals of audit findings ---------------------------------------------------
+
+
+@command(
+    "dismiss",
+    Permission.WRITE,
+    "In the thread of one of Autopack's audit findings: not worth your time, never posted here again.",
+    "/autopack dismiss [reason]",
+)
+async def _dismiss(ctx: CommandContext) -> str:
+    from app.inbox.dismissals import Dismissals
+    from app.policy import dismissals
+
+    parent_id = (ctx.review_comment or {}).get("in_reply_to_id")
+    if not parent_id:
+        return (
+            "Reply with `/autopack dismiss [reason]` in the thread of the audit finding you mean "
+            "(one of Autopack's line comments)."
+        )
+    parent = await ctx.repo.review_comment(int(parent_id))
+    own = parent is not None and (parent.get("user") or {}).get("login") == await ctx.repo.bot_login()
+    fp = dismissals.print_in(str(parent.get("body") or "")) if parent is not None and own else None
+    if parent is None or fp is None:
+        return "That thread is not one of Autopack's audit findings: nothing to dismiss."
+    signal = dismissals.Signal(
+        fp,
+        dismissals.title_in(str(parent.get("body") or "")),
+        str(parent.get("path") or ""),
+        ctx.sender,
+        "command",
+        " ".join(ctx.command.args.split())[:500],
+    )
+    added = await Dismissals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock).add(ctx.repo.full_name, signal)
+    first = "Dismissed" if added else "Already dismissed"
+    return (
+        f"{first}: Autopack will not post {render.code(signal.title or fp, limit=120)} on "
+        f"`{render.plain(signal.path, limit=200)}` again in this repository. "
+        f"`/autopack forget {fp}` brings it back."
+    )
+
+
+@command(
+    "learnings", Permission.READ, "The audit findings this repository dismissed: who, why, and their ids."
+)
+async def _learnings(ctx: CommandContext) -> str:
+    from app.inbox.dismissals import Dismissals
+
+    known = await Dismissals(ctx.flow.inbox.db).all(ctx.repo.full_name)
+    return render_learnings(ctx.repo.full_name, known)
+
+
+def render_learnings(repository: str, known: list[Dismissal]) -> str:
+    """The table `/autopack learnings` answers: models' titles and people's reasons made inert."""
+    if not known:
+        return f"No audit finding has been dismissed in `{repository}`."
+    rows = [
+        f"| `{d.fingerprint}` | {_cell(d.title)} | {_cell(d.path)} | @\u2060{_cell(d.dismissed_by)} "
+        f"| {_SOURCES.get(d.source, d.source)} | {_cell(d.reason) or '—'} "
+        f"| {dt.datetime.fromtimestamp(d.created_at, dt.UTC):%Y-%m-%d} |"
+        for d in known[:100]
+    ]
+    more = ["", f"… and {len(known) - 100} more."] if len(known) > 100 else []
+    return "\n".join(
+        [
+            f"**Audit findings dismissed in `{repository}`** — never posted again here; "
+            "`/autopack forget <id>` brings one back.",
+            "",
+            "| id | finding | file | by | how | why | when |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+            *more,
+        ]
+    )
+
+
+@command(
+    "forget",
+    Permission.WRITE,
+    "Forget one dismissed audit finding: it may be posted again.",
+    "/autopack forget <id>",
+)
+async def _forget(ctx: CommandContext) -> str:
+    from app.inbox.dismissals import Dismissals
+
+    fp = ctx.command.args.strip().split(" ", 1)[0].lower()
+    if not fp:
+        return "Say which: `/autopack forget <id>` (`/autopack learnings` lists the ids)."
+    forgotten = await Dismissals(ctx.flow.inbox.db).forget(ctx.repo.full_name, fp)
+    if not forgotten:
+        return f"No dismissed finding {render.code(fp, limit=40)} in this repository (`/autopack learnings`)."
+    return f"Forgot `{fp}`: the audit may report that finding again."
+
+
+_SOURCES = {"resolved": "resolved the thread", "thumbs_down": "👎", "command": "`/autopack dismiss`"}
+
+
+def _cell(text: str) -> str:
+    """Untrusted text (a model's title, a person's reason) as one inert table cell."""
+    return render.plain(text, limit=160).replace("|", "\\|")

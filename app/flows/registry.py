@@ -62,6 +62,7 @@ def default_registry() -> Registry:
         digest,
         gate,
         installations,
+        learnings,
         propose,
         push_audit,
         revise,
@@ -75,6 +76,7 @@ def default_registry() -> Registry:
     registry.register(config_check.FLOW)
     registry.register(triage.FLOW)
     registry.register(audit.FLOW)
+    registry.register(learnings.FLOW)
     registry.register(propose.FLOW)
     registry.register(verify.FLOW)
     registry.register(verify.STEP_FLOW)

@@ -21,6 +21,31 @@ from app.policy.labels import LabelSpec
 
 MARKER_PREFIX = "autopack:"
 
+_THREADS = """
+query($owner: String!, $name: String!, $number: Int!, $after: String) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) {
+      reviewThreads(first: 100, after: $after) {
+        pageInfo { hasNextPage endCursor }
+        nodes {
+          id isResolved isOutdated path
+          resolvedBy { login }
+          comments(first: 1) {
+            nodes {
+              body path author { login }
+              reactions(content: THUMBS_DOWN, first: 20) { nodes { user { login } } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+_RESOLVE_THREAD = """
+mutation($id: ID!) { resolveReviewThread(input: {threadId: $id}) { thread { id isResolved } } }
+"""
+
 
 def marker(key: str) -> str:
     """The hidden HTML comment that identifies one of the bot's comments."""
@@ -320,6 +345,35 @@ class RepoClient:
         )
         return int(response.json().get("id") or 0)
 
+    async def review_threads(self, number: int, *, limit: int = 300) -> list[dict[str, Any]]:
+        """The pull request's review threads (GraphQL: REST has no resolution state), each with
+        its first comment and who reacted 👎 to it."""
+        threads: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(threads) < limit:
+            data = await self.gh.async_graphql(
+                _THREADS, {"owner": self.owner, "name": self.name, "number": number, "after": cursor}
+            )
+            page = ((data.get("repository") or {}).get("pullRequest") or {}).get("reviewThreads") or {}
+            threads.extend(n for n in page.get("nodes") or [] if n)
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage"):
+                break
+            cursor = info.get("endCursor")
+        return threads[:limit]
+
+    async def resolve_thread(self, thread_id: str) -> None:
+        await self.gh.async_graphql(_RESOLVE_THREAD, {"id": thread_id})
+
+    async def review_comment(self, comment_id: int) -> dict[str, Any] | None:
+        try:
+            response = await self.gh.rest.pulls.async_get_review_comment(self.owner, self.name, comment_id)
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                return None
+            raise
+        return dict(response.json())
+
     # ---- issues ----------------------------------------------------------------------------
 
     async def open_issues_with_label(self, label: str, *, limit: int = 100) -> list[dict[str, Any]]:
@@ -354,6 +408,11 @@ class RepoClient:
         )
 
     # ---- reactions -------------------------------------------------------------------------
+
+    async def react_to_review_comment(self, comment_id: int, content: str) -> None:
+        await self.gh.rest.reactions.async_create_for_pull_request_review_comment(
+            self.owner, self.name, comment_id, content=content
+        )
 
     async def react_to_comment(self, comment_id: int, content: str) -> None:
         await self.gh.rest.reactions.async_create_for_issue_comment(

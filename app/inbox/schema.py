@@ -260,6 +260,26 @@ MIGRATIONS.append(
     )
 )
 
+_TRUST = [
+    # Audit findings a repository's writers dismissed (a resolved thread, a 👎, `/autopack
+    # dismiss`), by dismissal print: never posted again there until `/autopack forget`.
+    """CREATE TABLE finding_dismissals (
+        repository TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        title TEXT NOT NULL,
+        path TEXT NOT NULL,
+        dismissed_by TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (repository, fingerprint)
+    )""",
+]
+
+MIGRATIONS.append(
+    Migration(6, "remembered dismissals of audit findings", sqlite=list(_TRUST), postgresql=list(_TRUST))
+)
+
 LATEST = MIGRATIONS[-1].version
 
 _MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -142,7 +142,7 @@ def test_deliveries_list_show_retry(env: dict[str, str]) -> None:
 
 def test_migrate(env: dict[str, str]) -> None:
     runner = CliRunner()
-    assert "applied migrations: [1, 2, 3, 4, 5]" in runner.invoke(main, ["migrate"], env=env).output
+    assert "applied migrations: [1, 2, 3, 4, 5, 6]" in runner.invoke(main, ["migrate"], env=env).output
     assert "schema is up to date" in runner.invoke(main, ["migrate"], env=env).output
 
 
@@ -151,6 +151,6 @@ def test_serve_refuses_an_unmigrated_postgresql(env: dict[str, str], pg_url: str
     assert result.exit_code == 2
     assert "run `autopack migrate`" in result.output
     assert (
-        "applied migrations: [1, 2, 3, 4, 5]"
+        "applied migrations: [1, 2, 3, 4, 5, 6]"
         in CliRunner().invoke(main, ["migrate"], env={**env, "DATABASE_URL": pg_url}).output
     )

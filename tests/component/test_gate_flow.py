@@ -154,7 +154,7 @@ async def test_closing_unmerged_remembers_the_rejection(
     data["pull_request"]["head"]["ref"] = "autopack/issue-7"
     data["sender"].update(login="maintainer")
     await harness.deliver("pull_request", data)
-    assert await harness.run_all() == ["learn"]
+    assert await harness.run_all() == ["learn_dismissals", "learn"]
     assert (await proposal(harness)).status == "closed"
     assert await Proposals(harness.inbox.db).rejection(REPO, 7) == (
         "We do not want retries here; fix the lock instead."
@@ -214,7 +214,7 @@ async def test_a_manual_merge_is_recorded_as_shipped(
     data["pull_request"].update(number=100, merged=True, merge_commit_sha="e" * 40)
     data["pull_request"]["head"]["ref"] = "autopack/issue-7"
     await harness.deliver("pull_request", data)
-    assert await harness.run_all() == ["learn"]
+    assert await harness.run_all() == ["learn_dismissals", "learn"]
     p = await proposal(harness)
     assert p.status == "merged"
     assert p.merge_sha == "e" * 40

@@ -16,6 +16,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from app.flows.audit import _summary
+from app.flows.commands import render_learnings
+from app.inbox.dismissals import Dismissal
 from app.policy import audit, dependabot, digest, render, triage
 from app.policy import proposal as prop
 from app.policy.gate import GateDecision
@@ -159,7 +161,7 @@ def _dependabot(h: str) -> str:
 def _audit_summary(h: str) -> str:
     risk = audit.Risk(10, (h,))
     placed = audit.Placement((), (_finding(h),))
-    return _summary("d" * 40, "comment", h, risk, (h,), "low", [], placed, (h,), (h,), 1)
+    return _summary("d" * 40, "comment", h, risk, (h,), "low", [], placed, (h,), (h,), 1, (2, 1))
 
 
 def _digest(h: str) -> str:
@@ -186,6 +188,7 @@ TEMPLATES: dict[str, Callable[[str], str]] = {
     "gate comment": lambda h: GateDecision("wait", (f"changes requested by @{h}", h), (), 0, 1).status_line(
         "e" * 40
     ),
+    "learnings table": lambda h: render_learnings(h, [Dismissal("0" * 12, h, h, h, "command", h, 0.0)]),
     "unknown command": lambda h: f"Unknown command {render.code(h, limit=40)}.",
     "a path as code": lambda h: f"- fix: {render.code(h)}",
 }

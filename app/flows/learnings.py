@@ -1,0 +1,63 @@
+"""`pull_request_review_thread.resolved` on one of the audit's findings, `pull_request.closed` on an
+audited pull request → remember what writers dismissed there.
+
+The audit reads its threads again before each re-audit, but a pull request may be merged or closed
+right after a maintainer resolved a finding or reacted 👎 to it (GitHub sends no event for
+reactions): these two events read the threads once more, so the dismissal is kept for the next pull
+request. What counts as a dismissal is decided by `policy.dismissals.signals`; only a writer's is
+stored, asked from GitHub now.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.flows.context import FlowContext
+from app.flows.registry import Flow
+from app.github.repo import RepoClient
+from app.inbox.dismissals import Dismissals
+from app.metrics import AUDITS
+from app.policy import dismissals
+from app.policy.commands import Permission
+
+
+def accepts(payload: dict[str, Any]) -> bool:
+    """A closed pull request, or a resolved thread that starts with one of the audit's findings."""
+    if "thread" not in payload:
+        return True
+    comments = (payload.get("thread") or {}).get("comments") or [{}]
+    return dismissals.print_in(str((comments[0] or {}).get("body") or "")) is not None
+
+
+async def handle(ctx: FlowContext) -> None:
+    repo = await ctx.repo()
+    number = int((ctx.payload.get("pull_request") or {})["number"])
+    if "thread" not in ctx.payload and not await ctx.inbox.db.run(
+        lambda tx: tx.fetchone(
+            "SELECT 1 AS audited FROM audit_reports WHERE repository = ? AND pr_number = ? LIMIT 1",
+            (repo.full_name, number),
+        )
+    ):
+        return  # never audited: no finding of Autopack's to dismiss
+    threads = [dismissals.Thread.from_api(t) for t in await repo.review_threads(number)]
+    await remember(ctx, repo, dismissals.signals(threads, await repo.bot_login()))
+
+
+async def remember(ctx: FlowContext, repo: RepoClient, signals: list[dismissals.Signal]) -> None:
+    """Store the dismissals of writers (anyone can react, and on some repositories resolve)."""
+    store = Dismissals(ctx.inbox.db, clock=ctx.inbox.clock)
+    writers: dict[str, bool] = {}
+    for signal in signals:
+        if signal.by not in writers:
+            writers[signal.by] = await repo.permission(signal.by) >= Permission.WRITE
+        if writers[signal.by] and await store.add(repo.full_name, signal):
+            AUDITS.labels(f"dismissed_{signal.source}").inc()
+            ctx.log.info("finding dismissed", fp=signal.fp, by=signal.by, source=signal.source)
+
+
+FLOW = Flow(
+    name="learn_dismissals",
+    triggers=frozenset({("pull_request_review_thread", "resolved"), ("pull_request", "closed")}),
+    handler=handle,
+    accepts=accepts,
+)
