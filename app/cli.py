@@ -412,8 +412,10 @@ def status(fmt: str) -> None:
 
 def _add_secrets_commands() -> None:
     from app.secrets_cli import secrets_group
+    from app.shadow_cli import shadow_command
 
     main.add_command(secrets_group)
+    main.add_command(shadow_command)
 
 
 _add_secrets_commands()

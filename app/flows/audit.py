@@ -449,4 +449,5 @@ FLOW = Flow(
     ),
     handler=handle,
     accepts=accepts,
+    section="audit",
 )

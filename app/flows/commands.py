@@ -132,9 +132,17 @@ async def _retry(ctx: CommandContext) -> str:
     )
 
 
-async def _run_flow_now(ctx: CommandContext, flow: str, **args: Any) -> None:
+_SECTION_OF = {"triage": "feedback", "audit": "audit", "propose": "proposals"}
+
+
+async def _run_flow_now(ctx: CommandContext, flow: str, **args: Any) -> str:
     """Queue `flow` for this thread as asked by a command (once per command comment). It runs after
-    the command job, on the same subject."""
+    the command job, on the same subject. Returns the reply: nothing when the flow's own output is
+    the answer, or what its mode means when the policy has it in shadow or off."""
+    section = _SECTION_OF[flow]
+    mode = getattr((await ctx.flow.policy()).policy, section).mode
+    if mode == "off":
+        return f"`{section}` is off in this repository's policy (`{section}.mode: off`): nothing runs."
     await ctx.flow.inbox.enqueue(
         flow,
         ctx.subject,
@@ -147,6 +155,12 @@ async def _run_flow_now(ctx: CommandContext, flow: str, **args: Any) -> None:
         },
         dedupe_key=f"{flow}:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}",
     )
+    if mode == "shadow":
+        return (
+            f"`{section}` runs in shadow mode here (`{section}.mode: shadow`): Autopack decides and "
+            "records what it would write (`autopack shadow`), and writes nothing to this repository."
+        )
+    return ""
 
 
 # ---- the flow ----------------------------------------------------------------------------------
@@ -289,8 +303,7 @@ async def _triage(ctx: CommandContext) -> str:
     if "pull_request" in issue:
         return "Triage is for issues, not pull requests."
     if ctx.permission >= Permission.TRIAGE:
-        await _run_flow_now(ctx, "triage", issue=issue)
-        return ""  # the triage comment is the answer
+        return await _run_flow_now(ctx, "triage", issue=issue)  # the triage comment is the answer
     # The issue's author, without triage rights: within the same per-reporter daily limit as
     # feedback they file, so nobody can spend the repository's budget by asking again and again.
     limit = (await ctx.flow.policy()).policy.feedback.rate_limit_per_day
@@ -302,16 +315,14 @@ async def _triage(ctx: CommandContext) -> str:
             f"As the issue's author you can ask for {limit} triage{'s' if limit != 1 else ''} a day "
             f"in this repository, and today's are used. You can ask again after {again}."
         )
-    await _run_flow_now(ctx, "triage", issue=issue, by_author=True)
-    return ""
+    return await _run_flow_now(ctx, "triage", issue=issue, by_author=True)
 
 
 @command("audit", Permission.WRITE, "Audit this pull request now: findings as a review and a check run.")
 async def _audit(ctx: CommandContext) -> str:
     if "pull_request" not in ctx.issue:
         return "`/autopack audit` works on pull requests."
-    await _run_flow_now(ctx, "audit", number=ctx.number)
-    return ""  # the review and the check run are the answer
+    return await _run_flow_now(ctx, "audit", number=ctx.number)  # the review and check run answer
 
 
 def _issue_args(issue: dict[str, Any]) -> dict[str, Any]:
@@ -358,8 +369,8 @@ async def _propose(ctx: CommandContext) -> str:
         return f"Not now: {exc.reason}."
     except NoModelAvailable as exc:
         return f"Autopack cannot build proposals here: {exc}."
-    await _run_flow_now(ctx, "propose", issue=_issue_args(issue), notes=notes, force=force)
-    return ""  # the proposal's comment on this issue is the answer
+    # The proposal's comment on this issue is the answer.
+    return await _run_flow_now(ctx, "propose", issue=_issue_args(issue), notes=notes, force=force)
 
 
 async def _open_proposal_here(ctx: CommandContext) -> Proposal | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from app.github import policy_loader
-from app.github.client import GitHubApp
+from app.github.client import DryRunTransport, GitHubApp
 from app.github.policy_loader import LoadedPolicy, PolicyLoader
 from app.github.repo import RepoClient
 from app.inbox.models import Job
@@ -35,12 +35,16 @@ class FlowContext:
     log: structlog.stdlib.BoundLogger
     llm: LLM | None = None
     policies: PolicyLoader | None = None
+    # Shadow mode: the job's GitHub writes are kept here instead of sent (see `app.flows.dispatch`).
+    shadow: DryRunTransport | None = None
+    _loaded: LoadedPolicy | None = field(default=None, repr=False)
 
     async def repo(self) -> RepoClient:
-        """The repository client, with a token narrowed to this repository (DESIGN §5.9)."""
+        """The repository client, with a token narrowed to this repository (DESIGN §5.9); in
+        shadow mode its writes are kept, not sent."""
         if self.github is None or self.installation_id is None or self.repository is None:
             raise RuntimeError("this job has no installation or repository to act on")
-        client = self.github.installation(self.installation_id, self.repository)
+        client = self.github.installation(self.installation_id, self.repository, transport=self.shadow)
         return RepoClient(client, self.repository, self.github.bot_login)
 
     def llm_has(self, task: str, role: Role, complexity: Complexity, category: str) -> bool:
@@ -59,10 +63,13 @@ class FlowContext:
     async def policy(self) -> LoadedPolicy:
         """The repository's `.github/autopack.yml` (or the defaults); an invalid file is reported
         as a check run on the default branch's head, and the defaults apply."""
+        if self._loaded is not None:  # once per job: the dispatcher reads it for the flow's mode
+            return self._loaded
         if self.policies is None or self.installation_id is None:
             raise RuntimeError("this job has no installation to read a policy with")
         repo = await self.repo()
         loaded = await self.policies.load(repo, self.installation_id, self.default_branch)
         if loaded.error is not None:
             await policy_loader.report(repo, loaded)
+        self._loaded = loaded
         return loaded

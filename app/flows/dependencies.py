@@ -350,10 +350,12 @@ FLOW = Flow(
     triggers=frozenset({("pull_request", a) for a in ("opened", "synchronize", "reopened")}),
     handler=handle,
     accepts=accepts,
+    section="dependabot",
 )
 CI_FLOW = Flow(
     name="dependencies_ci",
     triggers=frozenset({("check_suite", "completed"), ("check_run", "completed"), ("status", None)}),
     handler=on_ci,
     accepts=ci_accepts,
+    section="dependabot",
 )

@@ -24,12 +24,14 @@ from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
+from app.inbox.shadow import ShadowDecisions
 from app.inbox.store import Inbox
 from app.llm.ledger import BudgetExceeded, CallMeta, Ledger
 from app.llm.prompt import Section
 from app.llm.service import NoModelAvailable
 from app.metrics import DIGESTS
 from app.policy import digest as policy
+from app.policy import shadow
 from app.policy.labels import LabelSpec
 from app.policy.markdown import neutral
 from app.policy.proposal import OPEN
@@ -114,10 +116,18 @@ async def handle(ctx: FlowContext) -> None:
         proposed=proposed,
         model=model,
         trend=await _trend(ctx, repo.full_name, now),
+        shadow=await _shadowed(ctx, repo.full_name, since),
     )
     number = await _publish(repo, week, body)
     DIGESTS.labels("posted").inc()
     ctx.log.info("digest posted", issue=number, week=week, clusters=len(clusters), proposed=proposed)
+
+
+async def _shadowed(ctx: FlowContext, repository: str, since: float) -> dict[str, dict[str, int]]:
+    """This week's shadow-mode decisions: flow → kind of write → count (labels, reviews, merges…)."""
+    decisions = await ShadowDecisions(ctx.inbox.db).since(since, repository, limit=10_000)
+    counts = shadow.tally([(d.flow, d.writes) for d in decisions])
+    return {flow: dict(kinds.most_common()) for flow, kinds in counts.items()}
 
 
 TREND_WEEKS = 8

@@ -1,4 +1,8 @@
-"""Job → flow: load the delivery, parse it with githubkit's models, run the flow.
+"""Job → flow: load the delivery, parse it with githubkit's models, run the flow in its mode.
+
+A flow's policy section sets its mode: `act` runs it; `off` does not; `shadow` runs it to its
+decision with a client whose writes are kept instead of sent, then records them
+(`shadow_decisions`) once the job succeeded.
 
 A payload that does not match GitHub's schema, a pruned payload or an unknown flow is a permanent
 failure (retrying cannot fix them); GitHub errors are classified (rate limit → reschedule, 404/422 →
@@ -19,10 +23,11 @@ from pydantic import ValidationError
 from app.errors import PermanentError
 from app.flows.context import FlowContext
 from app.flows.registry import Registry
-from app.github.client import GitHubApp
+from app.github.client import DryRunTransport, GitHubApp
 from app.github.errors import classify
 from app.github.policy_loader import PolicyLoader
 from app.inbox.models import Job
+from app.inbox.shadow import ShadowDecisions
 from app.inbox.store import Inbox
 from app.llm.service import LLM
 from app.logs import get_logger
@@ -84,7 +89,15 @@ class Dispatcher:
             policies=self.policies,
         )
         try:
+            if flow.section is not None and await self._mode(ctx, flow.section) == "off":
+                ctx.log.info("flow off by policy", flow=flow.name, section=flow.section)
+                return
             await flow.handler(ctx)
+            if ctx.shadow is not None and ctx.shadow.writes and repository is not None:
+                await ShadowDecisions(self.inbox.db, clock=self.inbox.clock).record(
+                    repository, flow.name, job.subject, job.id, job.delivery_id, list(ctx.shadow.writes)
+                )
+                ctx.log.info("shadow decision recorded", flow=flow.name, writes=len(ctx.shadow.writes))
         except GitHubException as exc:
             mapped = classify(exc)
             if mapped is exc:
@@ -92,6 +105,16 @@ class Dispatcher:
             raise mapped from exc
         finally:
             await self._keep_rate_limit(installation_id)
+
+    async def _mode(self, ctx: FlowContext, section: str) -> str:
+        """The flow's `mode` in the repository's policy. In shadow the job's client keeps its
+        writes (`ctx.shadow`) over the shared pool, and reads go to GitHub as in act."""
+        if self.github is None or ctx.installation_id is None or ctx.repository is None:
+            return "act"
+        mode = str(getattr((await ctx.policy()).policy, section).mode)
+        if mode == "shadow":
+            ctx.shadow = DryRunTransport(inner=self.github.transport)
+        return mode
 
     async def _keep_rate_limit(self, installation_id: int | None) -> None:
         """The installation's latest rate limit, for every process's status page (best effort)."""

@@ -229,11 +229,13 @@ REVIEW_FLOW = Flow(
     triggers=frozenset({("pull_request_review", "submitted"), ("pull_request_review", "dismissed")}),
     handler=on_review,
     accepts=accepts,
+    section="proposals",
 )
-CHECK_FLOW = Flow(name=state.GATE_CHECK, triggers=frozenset(), handler=check)
+CHECK_FLOW = Flow(name=state.GATE_CHECK, triggers=frozenset(), handler=check, section="proposals")
 CLOSED_FLOW = Flow(
     name="learn",
     triggers=frozenset({("pull_request", "closed")}),
     handler=on_closed,
     accepts=accepts,
+    section="proposals",
 )

@@ -60,4 +60,5 @@ FLOW = Flow(
     triggers=frozenset({("pull_request_review_thread", "resolved"), ("pull_request", "closed")}),
     handler=handle,
     accepts=accepts,
+    section="audit",
 )

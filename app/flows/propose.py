@@ -169,6 +169,13 @@ async def _push(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, r
     await push_commits(repo, proposal, previous_tests=None)  # commit objects only: no branch yet
     assert proposal.test_sha is not None
     await audit_before_push(ctx, repo, proposal, rules)  # a blocking audit: Refused, nothing pushed
+    if ctx.shadow is not None:
+        # Shadow mode: built, guarded and audited; the commits it would push are in the record.
+        # Ended here (no branch, no pull request to wait for): a later `act` may propose afresh.
+        proposal.status = "shadow"
+        await state.store(ctx).save(proposal)
+        PROPOSALS.labels("shadow").inc()
+        return
     note = await ci_approval_note(repo, rules)
     if note and note not in proposal.flags:
         proposal.flags.append(note)
@@ -191,4 +198,4 @@ async def _push(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, r
     await state.publish(ctx, repo, proposal, body=not fresh)  # a new PR has this body already
 
 
-FLOW = Flow(name="propose", triggers=frozenset(), handler=handle)
+FLOW = Flow(name="propose", triggers=frozenset(), handler=handle, section="proposals")

@@ -305,4 +305,6 @@ async def _check_models(
     )
 
 
-FLOW = Flow(name="push_audit", triggers=frozenset({("push", None)}), handler=handle, accepts=accepts)
+FLOW = Flow(
+    name="push_audit", triggers=frozenset({("push", None)}), handler=handle, accepts=accepts, section="push"
+)

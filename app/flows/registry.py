@@ -24,6 +24,8 @@ class Flow:
     handler: Handler
     accepts: Callable[[dict[str, Any]], bool] | None = None
     needs_repository: bool = True  # runs with an installation client narrowed to the repo
+    # The policy section whose `mode` (act | shadow | off) governs this flow; None: always acts.
+    section: str | None = None
 
 
 @dataclass

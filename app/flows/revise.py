@@ -157,4 +157,4 @@ async def _failure(repo: RepoClient, proposal: policy.Proposal, trigger: str, ar
     return "A maintainer asked for a revision (see instructions)."
 
 
-FLOW = Flow(name="revise", triggers=frozenset(), handler=handle)
+FLOW = Flow(name="revise", triggers=frozenset(), handler=handle, section="proposals")

@@ -152,4 +152,5 @@ FLOW = Flow(
     triggers=frozenset({("issues", "opened"), ("issues", "labeled"), ("issues", "edited")}),
     handler=handle,
     accepts=accepts,
+    section="feedback",
 )

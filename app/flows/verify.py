@@ -253,5 +253,6 @@ FLOW = Flow(
     triggers=frozenset({("check_suite", "completed"), ("check_run", "completed"), ("status", None)}),
     handler=route,
     accepts=accepts,
+    section="proposals",
 )
-STEP_FLOW = Flow(name=state.VERIFY_STEP, triggers=frozenset(), handler=step)
+STEP_FLOW = Flow(name=state.VERIFY_STEP, triggers=frozenset(), handler=step, section="proposals")

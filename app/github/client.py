@@ -6,8 +6,9 @@
 - Installation tokens are cached by githubkit's cache strategy, keyed by installation and
   repository, so each job's token can only touch the repository it acts on (DESIGN §5.9).
 - Every response is counted (`autopack_github_requests_total`) and its rate-limit headers recorded.
-- In dry-run mode (`autopack receive --dry-run`) reads go to GitHub and writes are printed instead
-  of sent, at the transport, so no flow can write by going around a helper.
+- In dry-run mode (`autopack receive --dry-run`) and for a flow in shadow mode, reads go to GitHub
+  and writes are kept (printed, or recorded) instead of sent, at the transport, so no flow can write
+  by going around a helper.
 """
 
 from __future__ import annotations
@@ -78,9 +79,18 @@ class SharedTransport(httpx.AsyncBaseTransport):
 
 
 class DryRunTransport(SharedTransport):
-    """Sends reads; prints writes and answers them with an empty success."""
+    """Sends reads; keeps every write (method, path, JSON body) instead of sending it, and answers it
+    with a stand-in success. Used by `autopack receive --dry-run` (which prints each write) and by
+    shadow mode (one per job, over the App's shared pool: the flow's writes become its record).
 
-    def __init__(self, printer: Callable[[str], None], inner: httpx.AsyncBaseTransport | None = None):
+    The stand-in echoes the request body with the ids a flow reads back (`id`, `number`, `sha`,
+    `node_id`), so a flow runs on to its end as it would have."""
+
+    def __init__(
+        self,
+        printer: Callable[[str], None] | None = None,
+        inner: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         super().__init__(inner)
         self._print = printer
         self.writes: list[tuple[str, str, Any]] = []
@@ -95,11 +105,23 @@ class DryRunTransport(SharedTransport):
             except ValueError:
                 body = f"<{len(request.content)} bytes>"
         self.writes.append((request.method, request.url.path, body))
-        self._print(
-            f"DRY-RUN would send: {request.method} {request.url.path}"
-            + (f"\n{json.dumps(body, indent=2)}" if body is not None else "")
-        )
-        return httpx.Response(200, json={"dry_run": True}, request=request)
+        if self._print is not None:
+            self._print(
+                f"DRY-RUN would send: {request.method} {request.url.path}"
+                + (f"\n{json.dumps(body, indent=2)}" if body is not None else "")
+            )
+        if request.url.path.endswith("/graphql"):
+            return httpx.Response(200, json={"data": {}}, request=request)
+        n = len(self.writes)
+        stand_in = {
+            **(body if isinstance(body, dict) else {}),
+            "dry_run": True,
+            "id": n,
+            "number": n,
+            "sha": f"{n:040x}",
+            "node_id": f"DRY_RUN_{n}",
+        }
+        return httpx.Response(200, json=stand_in, request=request)
 
 
 @dataclass(frozen=True)
@@ -132,7 +154,9 @@ class GitHubApp:
         self.app_id = app_id
         self._auth = AppAuthStrategy(app_id, private_key)
         self.dry_run = dry_run_printer is not None
-        self.transport = DryRunTransport(dry_run_printer) if dry_run_printer else SharedTransport()
+        self.transport: SharedTransport = (
+            DryRunTransport(dry_run_printer) if dry_run_printer else SharedTransport()
+        )
         self._config: dict[str, Any] = {
             "base_url": base_url.rstrip("/") + "/",
             "timeout": httpx.Timeout(timeout, connect=min(10.0, timeout)),
@@ -165,9 +189,11 @@ class GitHubApp:
         repository: str | None = None,
         *,
         permissions: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> GitHub[Any]:
         """A client whose token is limited to `repository` (`owner/name`) and, when given, to
-        `permissions` (e.g. {"contents": "read"})."""
+        `permissions` (e.g. {"contents": "read"}); `transport` replaces the shared one (shadow mode
+        keeps a job's writes in a `DryRunTransport` over the shared pool)."""
         options: dict[str, Any] = {}
         if repository:
             options["repositories"] = [repository.split("/", 1)[1]]
@@ -180,6 +206,7 @@ class GitHubApp:
         config = {
             **self._config,
             "async_event_hooks": {"response": [_record_response, note_rate_limit]},
+            **({"async_transport": transport} if transport is not None else {}),
         }
         return GitHub(self._auth.as_installation(installation_id, **options), **config)
 

@@ -274,10 +274,28 @@ _TRUST = [
         created_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (repository, fingerprint)
     )""",
+    # What a flow in shadow mode would have written to GitHub, one row per job that decided
+    # something; `autopack shadow` and the weekly digest read it.
+    """CREATE TABLE shadow_decisions (
+        id {id},
+        repository TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        job_id BIGINT NOT NULL,
+        delivery_id TEXT,
+        writes TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX shadow_decisions_repository ON shadow_decisions (repository, created_at)",
 ]
 
 MIGRATIONS.append(
-    Migration(6, "remembered dismissals of audit findings", sqlite=list(_TRUST), postgresql=list(_TRUST))
+    Migration(
+        6,
+        "remembered dismissals of audit findings, shadow-mode decisions",
+        sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _TRUST],
+        postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _TRUST],
+    )
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -224,6 +224,7 @@ def render(
     proposed: list[int],
     model: str | None,
     trend: list[WeekPoint] | None = None,
+    shadow: dict[str, dict[str, int]] | None = None,
 ) -> str:
     lines = [
         f"Autopack's digest of this repository's user feedback for **{week}**: themes ranked by "
@@ -252,6 +253,19 @@ def render(
         f"{neutral(r.reason)[:200] or 'no reason given'}"
         for r in rejected
     ] or ["- nothing"]
+    if shadow:
+        lines += [
+            "",
+            "## In shadow mode this week",
+            "",
+            "What flows in shadow mode decided and would have written (nothing was written; "
+            "`autopack shadow --repo` lists each decision):",
+            "",
+        ]
+        lines += [
+            f"- {neutral(flow)}: " + ", ".join(f"{n} {neutral(kind)}" for kind, n in kinds.items())
+            for flow, kinds in sorted(shadow.items())
+        ]
     chart = trend_chart(trend or [])
     if chart:
         lines += ["", "## Feedback and cost per week", "", chart]

@@ -10,10 +10,10 @@ offending key, so the check run a maintainer sees points at it. `_extends` names
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from app.policy.digest import check_schedule
 
@@ -24,7 +24,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _yaml_mode(value: Any) -> Any:
+    """YAML 1.1 reads a bare `off` as false (and `on` as true): they mean the words."""
+    if value is False:
+        return "off"
+    if value is True:
+        return "act"
+    return value
+
+
+# act: the flow writes to GitHub. shadow: it runs to its decision (models called, budgets spent) and
+# records what it would have written, writing nothing. off: it does not run, commands included.
+Mode = Annotated[Literal["act", "shadow", "off"], BeforeValidator(_yaml_mode)]
+
+
 class Feedback(_Section):
+    mode: Mode = "act"
     label: str = Field(default="user-feedback", min_length=1, max_length=50)
     rate_limit_per_day: int = Field(default=5, ge=0, le=1000)  # triages per reporter and day
     max_body_chars: int = Field(default=20_000, ge=100, le=200_000)
@@ -42,6 +57,7 @@ class Feedback(_Section):
 
 
 class Proposals(_Section):
+    mode: Mode = "act"
     auto: bool = False  # propose by itself when triage finds an improvement warranted
     min_confidence: float = Field(default=0.8, ge=0, le=1)
     max_rounds: int = Field(default=3, ge=1, le=10)  # the first change and its revisions, then humans
@@ -56,6 +72,7 @@ class Proposals(_Section):
 
 
 class Audit(_Section):
+    mode: Mode = "act"
     enabled: bool = True
     auto: Literal["bot_prs", "all", "off"] = "bot_prs"  # which PRs are audited without being asked
     # Accounts whose pull requests `bot_prs` audits besides GitHub Apps and the Copilot agent (an
@@ -71,6 +88,7 @@ class Audit(_Section):
 
 
 class Dependabot(_Section):
+    mode: Mode = "act"
     enabled: bool = True
     # Levels that may merge themselves once checks are green (majors only if listed here).
     auto_merge_levels: list[Literal["patch", "minor", "major"]] = Field(default=["patch", "minor"])
@@ -87,6 +105,7 @@ class Dependabot(_Section):
 
 
 class Push(_Section):
+    mode: Mode = "act"
     enabled: bool = True
     branches: list[str] = Field(default_factory=list)  # globs of branches audited besides the default
     risk_threshold: int = Field(default=60, ge=0, le=100)  # risk score that gets the routed audit

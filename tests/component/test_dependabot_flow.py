@@ -3,7 +3,6 @@ green, labels and AI risk summaries for what a human must decide. Real payloads,
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,29 +12,20 @@ import respx
 
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
-from tests.component.scenarios import pr_event
+from tests.component.scenarios import (
+    BLOCK,
+    DEPENDABOT_HEAD,
+    dependabot_commit,
+    dependabot_pr,
+)
+from tests.component.scenarios import (
+    setup_dependabot as setup,
+)
 from tests.fake_github import FakeGitHub
 from tests.support import payload
 
 REPO = "octo-org/widgets"
-HEAD = "d" * 40
-PATCH_BODY = """Bumps [requests](https://github.com/psf/requests) from 2.31.0 to 2.31.1.
-<details><summary>Release notes</summary>
-<h2>v2.31.1</h2><p>Fixes a header parsing bug.</p>
-</details>"""
-BLOCK = """Bump requests from 2.31.0 to 2.31.1
-
-Bumps [requests](https://github.com/psf/requests) from 2.31.0 to 2.31.1.
-
----
-updated-dependencies:
-- dependency-name: requests
-  dependency-version: 2.31.1
-  dependency-type: direct:production
-  update-type: version-update:semver-patch
-...
-
-Signed-off-by: dependabot[bot] <support@github.com>"""
+HEAD = DEPENDABOT_HEAD
 SUMMARY = {
     "summary": "A major release that drops Python 3.8 and renames Session.mount.",
     "breaking_changes": [
@@ -47,76 +37,12 @@ SUMMARY = {
 }
 
 
-def _now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def dependabot_commit(
-    message: str = BLOCK,
-    login: str = "dependabot[bot]",
-    sha: str = HEAD,
-    *,
-    committer: str = "web-flow",
-    verified: bool = True,
-) -> dict[str, Any]:
-    """A commit as GitHub lists Dependabot's: authored by dependabot[bot], committed and signed by
-    GitHub (web-flow), signature verified."""
-    return {
-        "sha": sha,
-        "commit": {
-            "message": message,
-            "committer": {"name": "GitHub", "email": "noreply@github.com", "date": _now_iso()},
-            "verification": {"verified": verified, "reason": "valid" if verified else "unsigned"},
-        },
-        "author": {"login": login, "type": "Bot" if login.endswith("[bot]") else "User"},
-        "committer": {"login": committer, "type": "User"},
-    }
-
-
-def dependabot_pr(
-    *,
-    number: int = 40,
-    title: str = "Bump requests from 2.31.0 to 2.31.1",
-    body: str = PATCH_BODY,
-    login: str = "dependabot[bot]",
-    user_type: str = "Bot",
-    ref: str = "dependabot/pip/requests-2.31.1",
-    action: str = "opened",
-) -> dict[str, Any]:
-    data = pr_event(action, author=login, head=HEAD, number=number)
-    pr = data["pull_request"]
-    pr.update(title=title, body=body, node_id=f"PR_dep{number}")
-    pr["user"]["type"] = user_type
-    pr["head"]["ref"] = ref
-    pr["head"]["repo"]["full_name"] = REPO
-    pr["base"]["repo"]["full_name"] = REPO
-    pr["base"]["ref"] = "main"
-    if action == "synchronize":
-        data["before"] = "c" * 40
-    return data
-
-
 @pytest.fixture
 def github() -> Iterator[tuple[FakeGitHub, respx.MockRouter]]:
     repo = FakeGitHub()
     with respx.mock(assert_all_called=False) as router:
         repo.install(router)
         yield repo, router
-
-
-def setup(
-    repo: FakeGitHub, event: dict[str, Any], *, files: list[str] | None = None, commits: Any = None
-) -> int:
-    pr = event["pull_request"]
-    number = int(pr["number"])
-    repo.pulls[number] = pr
-    repo.pull_files[number] = [
-        {"filename": f, "status": "modified", "additions": 1, "deletions": 1, "patch": "@@ -1 +1 @@\n-a\n+b"}
-        for f in (files or ["requirements.txt"])
-    ]
-    repo.pr_commits[number] = commits if commits is not None else [dependabot_commit()]
-    pr["head"]["sha"] = repo.pr_commits[number][-1]["sha"]  # the head is the last commit
-    return number
 
 
 def ci(repo: FakeGitHub, conclusion: str | None, name: str = "tests", run_id: int = 900) -> None:

@@ -16,6 +16,7 @@ import respx
 
 from app.flows.digest import schedule_all
 from app.inbox.proposals import Proposals
+from app.inbox.shadow import ShadowDecisions
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
 from tests.fake_github import FakeGitHub
@@ -291,3 +292,23 @@ async def test_the_digest_charts_feedback_volume_and_cost_per_week(
     assert "xychart-beta" in chart
     assert chart.strip().splitlines()[-1].strip().endswith("1, 3]")  # last week 1, this week 3
     assert body.count("```mermaid") == 2  # volume and cost
+
+
+async def test_the_digest_counts_this_weeks_shadow_decisions(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    repo, router = github
+    await triaged(harness)
+    answer(router, clusters(cluster("Saving under locks", [7, 8], 4)))
+    decisions = ShadowDecisions(harness.inbox.db, clock=harness.inbox.clock)
+    review = ("POST", f"/repos/{REPO}/pulls/21/reviews", {"event": "COMMENT", "body": "x", "comments": []})
+    labels = ("POST", f"/repos/{REPO}/issues/7/labels", {"labels": ["type:bug"]})
+    await decisions.record(REPO, "audit", f"{REPO}#21", 1, None, [review])
+    await decisions.record(REPO, "triage", f"{REPO}#7", 2, None, [labels])
+    await decisions.record(REPO, "triage", f"{REPO}#8", 3, None, [labels])
+    await decisions.record("octo-org/other", "triage", "octo-org/other#1", 4, None, [labels])
+    await command(harness)
+    await harness.run_all()
+    (issue,) = digests(repo)
+    assert "## In shadow mode this week" in issue["body"]
+    assert "- audit: 1 review\n- triage: 2 label\n" in issue["body"]
