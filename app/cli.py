@@ -410,15 +410,18 @@ def status(fmt: str) -> None:
     click.echo(json.dumps(summary.to_json(), indent=2) if fmt == "json" else render_text(summary))
 
 
-def _add_secrets_commands() -> None:
+def _add_subcommands() -> None:
+    """Command groups that live in modules of their own."""
+    from app.eval_cli import eval_group
     from app.secrets_cli import secrets_group
     from app.shadow_cli import shadow_command
 
     main.add_command(secrets_group)
     main.add_command(shadow_command)
+    main.add_command(eval_group)
 
 
-_add_secrets_commands()
+_add_subcommands()
 
 
 @main.command("check-config")

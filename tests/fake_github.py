@@ -45,6 +45,10 @@ _REPO = r"/repos/(?P<full>[^/]+/[^/]+)"
 # (method, pattern on the path and query below the API root, handler name); the first match wins.
 ROUTES: list[tuple[str, str, str]] = [
     ("GET", r"/app$", "_app"),
+    ("GET", _REPO + r"$", "_repository"),
+    ("GET", _REPO + r"/installation$", "_installation"),
+    ("GET", _REPO + r"/commits\?", "_list_commits"),
+    ("GET", _REPO + r"/pulls/(?P<n>\d+)/comments(?:\?|$)", "_pull_review_comments"),
     ("POST", r"/app/installations/\d+/access_tokens$", "_token"),
     ("POST", r"/app-manifests/(?P<code>[^/?]+)/conversions$", "_convert"),
     ("POST", r"/login/oauth/access_token$", "_oauth_token"),
@@ -199,6 +203,9 @@ class FakeGitHub:
         self.threads: dict[int, list[dict[str, Any]]] = {}
         self.line_comments: dict[int, dict[str, Any]] = {}
         self.resolved_threads: list[str] = []
+        # History (offline evaluation): review comments per pull request, default-branch commits
+        self.pull_review_comments: dict[int, list[dict[str, Any]]] = {}
+        self.history: list[dict[str, Any]] = []
         self.review_reactions: list[tuple[int, str]] = []
         self.graphql_reads = 0
         self.required_checks: list[str] | None = None  # the base branch's protection
@@ -464,10 +471,14 @@ class FakeGitHub:
     def _list_issues(self, request: httpx.Request, full: str) -> httpx.Response:
         wanted = request.url.params.get("labels")
         state = request.url.params.get("state", "open")
+
+        def names(issue: dict[str, Any]) -> list[str]:
+            return [str(lb["name"] if isinstance(lb, dict) else lb) for lb in issue.get("labels", [])]
+
         found = [
             i
             for i in self.open_issues
-            if wanted in i.get("labels", [wanted]) and (state == "all" or i.get("state", "open") == state)
+            if (wanted is None or wanted in names(i)) and (state == "all" or i.get("state", "open") == state)
         ]
         return self._page(request, found)
 
@@ -673,7 +684,26 @@ class FakeGitHub:
                 pull["head"]["sha"] = data["sha"]
         return httpx.Response(200, json={"ref": f"refs/heads/{branch}", "object": {"sha": data["sha"]}})
 
+    def _repository(self, request: httpx.Request, full: str) -> httpx.Response:
+        _owner, name = full.split("/")
+        return httpx.Response(200, json={"full_name": full, "name": name, "default_branch": "main"})
+
+    def _installation(self, request: httpx.Request, full: str) -> httpx.Response:
+        return httpx.Response(200, json={"id": 4242, "app_id": self.app_id})
+
+    def _list_commits(self, request: httpx.Request, full: str) -> httpx.Response:
+        since = request.url.params.get("since", "")
+        found = [c for c in self.history if c["commit"]["committer"]["date"] >= since]
+        return self._page(request, found)
+
+    def _pull_review_comments(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
+        return self._page(request, self.pull_review_comments.get(int(n), []))
+
     def _list_pulls(self, request: httpx.Request, full: str) -> httpx.Response:
+        if "head" not in request.url.params:  # a listing by state
+            state = request.url.params.get("state", "open")
+            found = [p for p in self.pulls.values() if state == "all" or p["state"] == state]
+            return self._page(request, found)
         head = request.url.params.get("head", "")
         branch = head.split(":", 1)[-1]
         found = [p for p in self.pulls.values() if p["head"]["ref"] == branch and p["state"] == "open"]

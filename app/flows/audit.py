@@ -260,6 +260,10 @@ async def assess(
         ),
         "title": f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}",
         "annotations": [a for batch in audit.annotation_batches(list(fresh)) for a in batch],
+        "usage": {
+            "tokens": sum(a.input_tokens + a.output_tokens for _, a in answers),
+            "cost": sum(a.cost for _, a in answers),
+        },
         "findings": [
             f"{f.severity} {f.path}:{f.start_line}-{f.end_line} {f.title}: {f.explanation}"[:600]
             for f in kept

@@ -14,6 +14,7 @@ from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
+from app.llm.service import LLM, Answer
 from app.metrics import TRIAGE
 from app.policy import triage
 from app.policy.commands import is_bot
@@ -56,26 +57,15 @@ async def handle(ctx: FlowContext) -> None:
     areas = dict(policy.feedback.areas) or {
         d: [f"{d}/**"] for d in await repo.top_level_dirs(loaded.head_sha)
     }
-    schema = triage.analysis_schema(sorted(areas), [i["number"] for i in others])
-    body = str(issue.get("body") or "")[: policy.feedback.max_body_chars]
-    answer = await ctx.llm.ask(
-        schema,
-        template="triage",
-        sections=[
-            Section("issue_title", str(issue.get("title") or "")),
-            Section("issue_body", body),
-            Section(
-                "areas", "\n".join(f"{name}: {', '.join(globs)}" for name, globs in sorted(areas.items()))
-            ),
-            Section("open_feedback", "\n".join(f"#{i['number']}: {i['title']}" for i in others) or "(none)"),
-        ],
-        call=CallMeta(
+    answer = await analyse(
+        ctx.llm,
+        CallMeta(
             ctx.installation_id, repo.full_name, "triage", "analyst", "general", ctx.job.id, ctx.delivery_id
         ),
-        role="analyst",
-        complexity="low",
-        values={"repository": repo.full_name},
-        max_output=1_200,
+        issue,
+        others=others,
+        areas=areas,
+        max_body_chars=policy.feedback.max_body_chars,
     )
     analysis = answer.value
     await repo.add_labels(number, triage.labels_for(analysis))
@@ -132,6 +122,39 @@ async def handle(ctx: FlowContext) -> None:
         severity=analysis.severity,
         model=answer.model,
         duplicates=duplicates,
+    )
+
+
+async def analyse(
+    llm: LLM,
+    call: CallMeta,
+    issue: dict[str, Any],
+    *,
+    others: list[dict[str, Any]],
+    areas: dict[str, list[str]],
+    max_body_chars: int,
+) -> Answer[triage.TriageBase]:
+    """The analyst's answer for one issue, whose duplicates and area may only name what is listed
+    (`others`: open feedback, number and title). Shared with `autopack eval triage`, so the
+    evaluation measures exactly what triage does."""
+    assert call.repository is not None
+    schema = triage.analysis_schema(sorted(areas), [i["number"] for i in others])
+    return await llm.ask(
+        schema,
+        template="triage",
+        sections=[
+            Section("issue_title", str(issue.get("title") or "")),
+            Section("issue_body", str(issue.get("body") or "")[:max_body_chars]),
+            Section(
+                "areas", "\n".join(f"{name}: {', '.join(globs)}" for name, globs in sorted(areas.items()))
+            ),
+            Section("open_feedback", "\n".join(f"#{i['number']}: {i['title']}" for i in others) or "(none)"),
+        ],
+        call=call,
+        role="analyst",
+        complexity="low",
+        values={"repository": call.repository},
+        max_output=1_200,
     )
 
 

@@ -296,12 +296,17 @@ class RepoClient:
 
     # ---- pull requests ---------------------------------------------------------------------
 
-    async def _pages(self, path: str, *, limit: int) -> list[dict[str, Any]]:
+    async def pages(
+        self, path: str, *, limit: int, params: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` items of a paginated listing of this repository (`issues`, `pulls/3/files`)."""
         items: list[dict[str, Any]] = []
         page = 1
         while len(items) < limit:
             response = await self.gh.arequest(
-                "GET", f"/repos/{self.full_name}/{path}", params={"per_page": 100, "page": page}
+                "GET",
+                f"/repos/{self.full_name}/{path}",
+                params={**(params or {}), "per_page": 100, "page": page},
             )
             batch = response.json()
             items.extend(batch)
@@ -316,17 +321,17 @@ class RepoClient:
 
     async def pull_files(self, number: int) -> list[dict[str, Any]]:
         """Every changed file with its patch (GitHub lists at most 3,000)."""
-        return await self._pages(f"pulls/{number}/files", limit=3_000)
+        return await self.pages(f"pulls/{number}/files", limit=3_000)
 
     async def pull_commits(self, number: int) -> list[dict[str, Any]]:
-        return await self._pages(f"pulls/{number}/commits", limit=250)
+        return await self.pages(f"pulls/{number}/commits", limit=250)
 
     async def reviews(self, number: int) -> list[dict[str, Any]]:
-        return await self._pages(f"pulls/{number}/reviews", limit=1_000)
+        return await self.pages(f"pulls/{number}/reviews", limit=1_000)
 
     async def issue_comments(self, number: int) -> list[dict[str, Any]]:
         """Every comment of an issue or PR conversation, oldest first."""
-        return await self._pages(f"issues/{number}/comments", limit=1_000)
+        return await self.pages(f"issues/{number}/comments", limit=1_000)
 
     async def comment_review(
         self, number: int, commit_id: str, body: str, comments: list[dict[str, Any]]

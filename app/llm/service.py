@@ -193,6 +193,18 @@ class LLM:
             raise NoModelAvailable(f"no {role} is configured for {call.task}/{call.category}")
         return chosen
 
+    async def estimate(
+        self, call: CallMeta, role: Role, complexity: Complexity, input_tokens: int, output_tokens: int
+    ) -> tuple[str, float]:
+        """The model a call would go to now, and what `input_tokens` and `output_tokens` would
+        cost there (catalogue prices; 0 for a model the catalogue does not price)."""
+        chosen = await self._route(call, role, complexity)
+        for candidate in chosen.chain:
+            if candidate.provider in self.providers:
+                cost = candidate.info.cost(input_tokens, 0, output_tokens) if candidate.info else 0.0
+                return candidate.model, cost
+        raise NoModelAvailable(f"no provider is configured for {call.task}/{role}")
+
     async def preflight(self, call: CallMeta, role: Role, complexity: Complexity, tokens: int) -> None:
         """Before a task that will spend about `tokens`: raise BudgetExceeded (a Reschedule to the
         next budget week) unless some model of the route's chain has that much budget left."""
