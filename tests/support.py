@@ -74,6 +74,15 @@ def comment_payload(
     return data
 
 
+def _point_at(data: dict[str, Any], repo: str, number: int) -> None:
+    """Point a pull request event of GitHub's examples at our test installation and repository."""
+    owner, name = repo.split("/")
+    data["installation"] = {"id": 4242, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
+    data["repository"].update(name=name, full_name=repo)
+    data["repository"]["owner"]["login"] = owner
+    data["pull_request"]["number"] = number
+
+
 def review_comment_payload(
     body: str,
     *,
@@ -85,11 +94,7 @@ def review_comment_payload(
 ) -> dict[str, Any]:
     """`pull_request_review_comment.created` from GitHub's example: a reply in a review thread."""
     data = payload("pull_request_review_comment", "created.payload.json")
-    owner, name = repo.split("/")
-    data["installation"] = {"id": 4242, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
-    data["repository"].update(name=name, full_name=repo)
-    data["repository"]["owner"]["login"] = owner
-    data["pull_request"]["number"] = number
+    _point_at(data, repo, number)
     data["comment"].update(id=comment_id, body=body, in_reply_to_id=in_reply_to)
     data["comment"]["user"].update(login=login, type="User")
     data["sender"].update(login=login, type="User")
@@ -106,11 +111,7 @@ def thread_resolved_payload(
     """`pull_request_review_thread.resolved` from GitHub's example, for a thread that starts with
     `first_comment` (a line comment as the fake GitHub stores it)."""
     data = payload("pull_request_review_thread", "resolved.payload.json")
-    owner, name = repo.split("/")
-    data["installation"] = {"id": 4242, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
-    data["repository"].update(name=name, full_name=repo)
-    data["repository"]["owner"]["login"] = owner
-    data["pull_request"]["number"] = number
+    _point_at(data, repo, number)
     data["thread"]["comments"][0].update(
         id=first_comment["id"], body=first_comment["body"], path=first_comment["path"]
     )

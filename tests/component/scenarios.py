@@ -276,6 +276,14 @@ def triage_answer(**changes: Any) -> str:
 # ---- pull-request audits --------------------------------------------------------------------
 
 AUDIT_HEAD = "a1" * 20
+# The audited change: a query built by concatenation (lines 12-13) and a log line (14).
+AUDIT_PATCH = """@@ -10,3 +10,5 @@ def save(project):
+     rows = collect(project)
+-    db.execute("INSERT INTO files VALUES (%s)" % rows)
++    query = "INSERT INTO files VALUES (" + rows + ")"
++    db.execute(query)
++    log.info("saved")
+     return True"""
 
 
 def pr_event(

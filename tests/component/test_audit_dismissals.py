@@ -17,19 +17,13 @@ import respx
 
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
-from tests.component.scenarios import pr_event
+from tests.component.scenarios import AUDIT_PATCH, pr_event
 from tests.fake_github import FakeGitHub
 from tests.support import comment_payload, review_comment_payload, section, thread_resolved_payload
 
 SQL = "SQL built by string concatenation"
 LOG = "Log line leaks project paths"
-PATCH = """@@ -10,3 +10,5 @@ def save(project):
-     rows = collect(project)
--    db.execute("INSERT INTO files VALUES (%s)" % rows)
-+    query = "INSERT INTO files VALUES (" + rows + ")"
-+    db.execute(query)
-+    log.info("saved")
-     return True"""
+PATCH = AUDIT_PATCH
 # The same code forty lines further down, in another pull request.
 MOVED = PATCH.replace("@@ -10,3 +10,5 @@", "@@ -50,3 +50,5 @@")
 

@@ -15,19 +15,13 @@ from app.errors import PermanentError
 from app.inbox.models import Job
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
-from tests.component.scenarios import pr_event
+from tests.component.scenarios import AUDIT_PATCH, pr_event
 from tests.fake_github import FakeGitHub
 from tests.support import comment_payload, section
 
 REPO = "octo-org/widgets"
 HEAD = "a1" * 20
-PATCH = """@@ -10,3 +10,5 @@ def save(project):
-     rows = collect(project)
--    db.execute("INSERT INTO files VALUES (%s)" % rows)
-+    query = "INSERT INTO files VALUES (" + rows + ")"
-+    db.execute(query)
-+    log.info("saved")
-     return True"""
+PATCH = AUDIT_PATCH
 
 
 def audit_answer(
