@@ -46,11 +46,15 @@ async def handle(ctx: FlowContext) -> None:
 async def remember(ctx: FlowContext, repo: RepoClient, signals: list[dismissals.Signal]) -> None:
     """Store the dismissals of writers (anyone can react, and on some repositories resolve)."""
     store = Dismissals(ctx.inbox.db, clock=ctx.inbox.clock)
+    known = {d.fingerprint for d in await store.all(repo.full_name)} if signals else set()
     writers: dict[str, bool] = {}
     for signal in signals:
+        if signal.fp in known:
+            continue  # dismissed already: nobody's permission needs asking again
         if signal.by not in writers:
             writers[signal.by] = await repo.permission(signal.by) >= Permission.WRITE
         if writers[signal.by] and await store.add(repo.full_name, signal):
+            known.add(signal.fp)
             AUDITS.labels(f"dismissed_{signal.source}").inc()
             ctx.log.info("finding dismissed", fp=signal.fp, by=signal.by, source=signal.source)
 
