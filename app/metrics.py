@@ -19,6 +19,12 @@ RECEIVER_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 JOBS = Counter("autopack_jobs_total", "Finished job attempts by flow and outcome", ["flow", "outcome"])
+JOBS_DEFERRED = Counter(
+    "autopack_jobs_deferred_total",
+    "Jobs deferred for their installation's GitHub rate limit: low_budget (background work) or "
+    "secondary_limit (every job)",
+    ["flow", "kind"],
+)
 JOB_DURATION = Histogram(
     "autopack_job_duration_seconds",
     "Duration of job attempts by flow",

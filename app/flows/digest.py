@@ -313,4 +313,4 @@ async def shipped_to_theme(ctx: FlowContext, repo: RepoClient, issue: int, pr: i
         )
 
 
-FLOW = Flow(name=DIGEST, triggers=frozenset(), handler=handle)
+FLOW = Flow(name=DIGEST, triggers=frozenset(), handler=handle, background=True)

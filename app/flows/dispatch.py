@@ -17,12 +17,12 @@ from typing import Any
 import orjson
 import structlog
 from githubkit import webhooks
-from githubkit.exception import GitHubException
+from githubkit.exception import GitHubException, SecondaryRateLimitExceeded
 from pydantic import ValidationError
 
-from app.errors import PermanentError
+from app.errors import PermanentError, Reschedule
 from app.flows.context import FlowContext
-from app.flows.registry import Registry
+from app.flows.registry import Flow, Registry
 from app.github.client import DryRunTransport, GitHubApp
 from app.github.errors import classify
 from app.github.policy_loader import PolicyLoader
@@ -31,6 +31,8 @@ from app.inbox.shadow import ShadowDecisions
 from app.inbox.store import Inbox
 from app.llm.service import LLM
 from app.logs import get_logger
+from app.metrics import JOBS_DEFERRED
+from app.policy import rate_budget
 from app.settings import Settings
 
 log = get_logger("autopack.dispatch")
@@ -89,6 +91,7 @@ class Dispatcher:
             policies=self.policies,
         )
         try:
+            await self._within_budget(flow, action, installation_id)
             if flow.section is not None and await self._mode(ctx, flow.section) == "off":
                 ctx.log.info("flow off by policy", flow=flow.name, section=flow.section)
                 return
@@ -100,11 +103,35 @@ class Dispatcher:
                 ctx.log.info("shadow decision recorded", flow=flow.name, writes=len(ctx.shadow.writes))
         except GitHubException as exc:
             mapped = classify(exc)
+            if (
+                isinstance(exc, SecondaryRateLimitExceeded)
+                and isinstance(mapped, Reschedule)
+                and installation_id
+            ):
+                await self.inbox.block_installation(installation_id, mapped.at)  # every process waits
             if mapped is exc:
                 raise
             raise mapped from exc
         finally:
             await self._keep_rate_limit(installation_id)
+
+    async def _within_budget(self, flow: Flow, action: str | None, installation_id: int | None) -> None:
+        """Raise Reschedule when the installation's GitHub budget says this job must wait: background
+        work under the reserve, every job after a secondary rate limit. Counted and logged."""
+        if installation_id is None:
+            return
+        budget = await self.inbox.rate_budget(installation_id)
+        seen = self.github.rate_limits.get(installation_id) if self.github is not None else None
+        if seen is not None and seen.reset >= (budget.reset_at if budget else 0):  # this process's is newer
+            budget = rate_budget.Budget(
+                seen.remaining, seen.limit, seen.reset, budget.blocked_until if budget else 0.0
+            )
+        wait = rate_budget.deferral(budget, background=flow.is_background(action), now=self.inbox.clock())
+        if wait is None:
+            return
+        JOBS_DEFERRED.labels(flow.name, wait.kind).inc()
+        log.warning("job deferred", flow=flow.name, until=wait.until, kind=wait.kind, reason=wait.reason)
+        raise Reschedule(wait.until, wait.reason)
 
     async def _mode(self, ctx: FlowContext, section: str) -> str:
         """The flow's `mode` in the repository's policy. In shadow the job's client keeps its

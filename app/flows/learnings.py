@@ -65,4 +65,5 @@ FLOW = Flow(
     handler=handle,
     accepts=accepts,
     section="audit",
+    background=True,
 )

@@ -306,5 +306,10 @@ async def _check_models(
 
 
 FLOW = Flow(
-    name="push_audit", triggers=frozenset({("push", None)}), handler=handle, accepts=accepts, section="push"
+    name="push_audit",
+    triggers=frozenset({("push", None)}),
+    handler=handle,
+    accepts=accepts,
+    section="push",
+    background=True,
 )

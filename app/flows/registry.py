@@ -26,6 +26,14 @@ class Flow:
     needs_repository: bool = True  # runs with an installation client narrowed to the repo
     # The policy section whose `mode` (act | shadow | off) governs this flow; None: always acts.
     section: str | None = None
+    # Background work (True, or the actions that are) waits when its installation's GitHub budget
+    # runs low, leaving the rest to interactive work (`app.policy.rate_budget`).
+    background: bool | frozenset[str] = False
+
+    def is_background(self, action: str | None) -> bool:
+        return self.background is True or (
+            isinstance(self.background, frozenset) and action in self.background
+        )
 
 
 @dataclass

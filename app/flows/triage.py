@@ -176,4 +176,5 @@ FLOW = Flow(
     handler=handle,
     accepts=accepts,
     section="feedback",
+    background=frozenset({"edited"}),
 )

@@ -287,12 +287,14 @@ _TRUST = [
         created_at DOUBLE PRECISION NOT NULL
     )""",
     "CREATE INDEX shadow_decisions_repository ON shadow_decisions (repository, created_at)",
+    # After a secondary rate limit, every job of the installation waits until GitHub's retry-after.
+    "ALTER TABLE github_rate_limits ADD COLUMN blocked_until DOUBLE PRECISION NOT NULL DEFAULT 0",
 ]
 
 MIGRATIONS.append(
     Migration(
         6,
-        "remembered dismissals of audit findings, shadow-mode decisions",
+        "remembered dismissals of audit findings, shadow-mode decisions, secondary-limit pauses",
         sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _TRUST],
         postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _TRUST],
     )

@@ -32,6 +32,7 @@ from app.inbox.models import (
     NewDelivery,
     QueueStats,
 )
+from app.policy.rate_budget import Budget
 
 _CLAIM_RETRIES = 5
 
@@ -496,6 +497,33 @@ class Inbox:
                 "WHERE excluded.seen_at >= github_rate_limits.seen_at",
                 (installation_id, remaining, limit, reset, seen_at),
             )
+        )
+
+    async def block_installation(self, installation_id: int, until: float) -> None:
+        """A secondary rate limit: the installation's jobs wait until `until` (the later wins)."""
+        await self.db.run(
+            lambda tx: tx.execute(
+                "INSERT INTO github_rate_limits (installation_id, remaining, rate_limit, reset_at, seen_at, "
+                "blocked_until) VALUES (?, 0, 0, 0, 0, ?) ON CONFLICT (installation_id) DO UPDATE SET "
+                "blocked_until = excluded.blocked_until "
+                "WHERE excluded.blocked_until > github_rate_limits.blocked_until",
+                (installation_id, until),
+            )
+        )
+
+    async def rate_budget(self, installation_id: int) -> Budget | None:
+        """What GitHub last said of the installation's budget, as any process recorded it."""
+        row = await self.db.run(
+            lambda tx: tx.fetchone(
+                "SELECT remaining, rate_limit, reset_at, blocked_until FROM github_rate_limits "
+                "WHERE installation_id = ?",
+                (installation_id,),
+            )
+        )
+        if row is None:
+            return None
+        return Budget(
+            int(row["remaining"]), int(row["rate_limit"]), float(row["reset_at"]), float(row["blocked_until"])
         )
 
     # ---- housekeeping ----------------------------------------------------------------------
