@@ -22,6 +22,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from app.logs import get_logger
+
+log = get_logger("autopack.db")
 T = TypeVar("T")
 Params = Sequence[Any]
 
@@ -320,6 +323,25 @@ class PostgresDatabase:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._pool.close()
+
+    async def listen(self, channel: str, wake: Callable[[], None], *, retry_seconds: float = 5.0) -> None:
+        """Call `wake` on every notification of `channel`, until cancelled: one connection of its
+        own (LISTEN needs one outside the pool), reconnected after a failure. After (re)connecting
+        it wakes once, since a notification may have been missed meanwhile."""
+        import psycopg
+
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {channel}")
+                    wake()
+                    async for _ in conn.notifies():
+                        wake()
+            except psycopg.Error as exc:
+                log.warning(
+                    "job notifications lost; listening again", error=_safe(exc), retry_in=retry_seconds
+                )
+                await asyncio.sleep(retry_seconds)
 
 
 def _safe(exc: BaseException) -> str:

@@ -291,12 +291,30 @@ _TRUST = [
     "ALTER TABLE github_rate_limits ADD COLUMN blocked_until DOUBLE PRECISION NOT NULL DEFAULT 0",
 ]
 
+# PostgreSQL: a job queued (inserted, re-queued, rescheduled) or finishing notifies `autopack_jobs` at
+# commit, so workers in other processes wake at once instead of at their next poll. Every path that
+# queues a job is covered, whichever code wrote it.
+_NOTIFY = [
+    """CREATE OR REPLACE FUNCTION autopack_jobs_notify() RETURNS trigger AS $$
+    BEGIN
+        PERFORM pg_notify('autopack_jobs', '');
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER jobs_queued_notify AFTER INSERT ON jobs
+    FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION autopack_jobs_notify()""",
+    # A job that stops running may free its subject for the next queued job of that subject.
+    """CREATE TRIGGER jobs_changed_notify AFTER UPDATE OF status, run_at ON jobs
+    FOR EACH ROW WHEN (NEW.status = 'queued' OR OLD.status = 'running')
+    EXECUTE FUNCTION autopack_jobs_notify()""",
+]
+
 MIGRATIONS.append(
     Migration(
         6,
-        "remembered dismissals of audit findings, shadow-mode decisions, secondary-limit pauses",
+        "remembered dismissals of audit findings, shadow-mode decisions, secondary-limit pauses, "
+        "job notifications (PostgreSQL)",
         sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _TRUST],
-        postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _TRUST],
+        postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _TRUST] + _NOTIFY,
     )
 )
 

@@ -499,6 +499,21 @@ class Inbox:
             )
         )
 
+    async def next_due(self) -> float | None:
+        """When the earliest queued job comes due (None: nothing is queued)."""
+        row = await self.db.run(
+            lambda tx: tx.fetchone("SELECT MIN(run_at) AS t FROM jobs WHERE status = 'queued'")
+        )
+        return float(row["t"]) if row and row["t"] is not None else None
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """PostgreSQL: call `wake` whenever any process queues a job (LISTEN/NOTIFY), until
+        cancelled. SQLite has one process: the receiver wakes its own workers directly."""
+        listen = getattr(self.db, "listen", None)
+        if listen is None:
+            return
+        await listen("autopack_jobs", wake)
+
     async def block_installation(self, installation_id: int, until: float) -> None:
         """A secondary rate limit: the installation's jobs wait until `until` (the later wins)."""
         await self.db.run(

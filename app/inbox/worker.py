@@ -70,11 +70,14 @@ class WorkerPool:
         self._lost: set[int] = set()
         self._released: set[int] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self.run(), name="worker-pool")
+        # Other processes' jobs (PostgreSQL): woken by their NOTIFY, not at the next poll.
+        self._listen_task = asyncio.create_task(self.inbox.listen(self.wake), name="job-notifications")
 
     def wake(self) -> None:
         """A new job may be due (the receiver in this process just queued one)."""
@@ -97,12 +100,26 @@ class WorkerPool:
                 continue  # look again at once: more may be due
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_for())
+
+    async def _idle_for(self) -> float:
+        """Until the earliest queued job comes due, at most a poll interval: a job rescheduled to a
+        time (a rate-limit reset, a backoff) runs then, not up to a poll later."""
+        due = await self._guard("next due", self.inbox.next_due())
+        if not isinstance(due, float):
+            return self.poll_seconds
+        wait = due - self.inbox.clock()
+        # Due already but not claimed: its subject is busy; the job that holds it wakes us.
+        return self.poll_seconds if wait <= 0 else min(self.poll_seconds, wait)
 
     async def stop(self, grace: float) -> None:
         """Stop claiming, let running jobs finish for `grace` seconds, release the rest."""
         self._stopping = True
         self._wake.set()
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listen_task
         if self._loop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
