@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from typing import Any
 
 from app import logs
 from app.flows.dispatch import Dispatcher
 from app.flows.registry import Registry, default_registry
 from app.github.client import GitHubApp
+from app.github.etag_cache import EtagStore
 from app.inbox.store import Inbox
 from app.inbox.worker import WorkerPool
 from app.llm.factory import build_llm
@@ -60,7 +62,7 @@ class Service:
                 key,
                 base_url=settings.github_api_url,
                 timeout=settings.autopack_github_timeout_seconds,
-                **self._github_options,
+                **{"etags": EtagStore(self.inbox.db), **self._github_options},
             )
         self.github = github
         if self._run_workers and settings.autopack_workers > 0:
@@ -141,12 +143,19 @@ class Service:
             self.pool.wake()
 
     async def housekeeping(self) -> None:
-        """Drop payloads of finished deliveries past retention (their records stay)."""
+        """Drop payloads of finished deliveries past retention (their records stay), and stored
+        GitHub answers nobody revalidated in that time."""
         if self.inbox is None:
             return
         pruned = await self.inbox.prune_payloads(self.settings.autopack_retention_days * 86400)
         if pruned:
             log.info("pruned delivery payloads", count=pruned)
+        # ETags not revalidated for a retention period describe resources nobody reads any more.
+        stale = await EtagStore(self.inbox.db).prune(
+            time.time() - self.settings.autopack_retention_days * 86400
+        )
+        if stale:
+            log.info("pruned stored GitHub answers", count=stale)
         if self.mode is not Mode.SETUP:
             from app.flows.digest import schedule_all
 

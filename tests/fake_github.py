@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import html
 import json
 import re
@@ -208,6 +209,8 @@ class FakeGitHub:
         self.history: list[dict[str, Any]] = []
         self.review_reactions: list[tuple[int, str]] = []
         self.graphql_reads = 0
+        self.not_modified: list[str] = []  # GETs answered 304 (conditional requests)
+        self.conditional: list[str] = []  # GETs that carried an ETag (If-None-Match)
         self.required_checks: list[str] | None = None  # the base branch's protection
         self.merges: list[dict[str, Any]] = []
         self.merge_refusals: list[int] = []  # statuses the next merge calls answer (409: head moved)
@@ -248,8 +251,23 @@ class FakeGitHub:
             if match and method == request.method:
                 self.log.append(f"{request.method} {request.url.path}")
                 handler = getattr(self, name)
-                return handler(request, **match.groupdict())  # type: ignore[no-any-return]
+                response: httpx.Response = handler(request, **match.groupdict())
+                return self._conditional(request, response)
         raise AssertionError(f"unexpected request {request.method} {request.url}")
+
+    def _conditional(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        """GitHub's ETags: every 200 to a GET carries one; a matching `If-None-Match` gets a 304
+        with no body (which GitHub does not count against the rate limit)."""
+        if request.method != "GET" or response.status_code != 200:
+            return response
+        if request.headers.get("if-none-match"):
+            self.conditional.append(f"GET {request.url.path}")
+        etag = '"' + hashlib.sha1(response.content).hexdigest() + '"'  # noqa: S324 - an ETag, not a secret
+        if request.headers.get("if-none-match") == etag:
+            self.not_modified.append(f"GET {request.url.path}")
+            return httpx.Response(304, headers={"etag": etag, "x-ratelimit-remaining": "4999"})
+        response.headers["etag"] = etag
+        return response
 
     def mount(self, router: respx.MockRouter, host: str = "api.github.test") -> None:
         """Route every request to `host` through `handle` (component tests)."""

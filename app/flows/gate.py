@@ -64,7 +64,7 @@ async def on_review(ctx: FlowContext) -> None:
     if ctx.action == "submitted" and str(review.get("state") or "").lower() == "changes_requested":
         if is_bot(user.get("login"), user.get("type")):
             return
-        if await repo.permission(str(user.get("login") or "")) < Permission.WRITE:
+        if await repo.permission(str(user.get("login") or ""), fresh=True) < Permission.WRITE:
             ctx.log.info("changes requested by a non-writer: no revise", reviewer=user.get("login"))
         else:
             await queue_revise(
@@ -136,7 +136,9 @@ async def _decide(
     for review in gate.latest_reviews(reviews).values():
         positioned = review.state.upper() in ("APPROVED", "CHANGES_REQUESTED")
         if positioned and not is_bot(review.reviewer, review.reviewer_type) and review.reviewer != bot:
-            permissions[review.reviewer.lower()] = await repo.permission(review.reviewer)  # asked now
+            permissions[review.reviewer.lower()] = await repo.permission(
+                review.reviewer, fresh=True
+            )  # asked now
     runs, statuses = await git.ci_for(repo, head)
     decision = gate.decide(
         gate.GateInput(
@@ -217,7 +219,7 @@ async def _last_maintainer_words(repo: RepoClient, number: int, *, tries: int = 
         if is_bot(login, user.get("type")) or login == bot:
             continue
         asked += 1
-        if await repo.permission(login) >= Permission.WRITE:
+        if await repo.permission(login, fresh=True) >= Permission.WRITE:
             return str(comment.get("body") or "").strip()[:2_000]
         if asked >= tries:
             break

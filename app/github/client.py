@@ -32,7 +32,13 @@ USER_AGENT = "autopack"
 
 
 async def _record_response(response: httpx.Response) -> None:
-    metrics.GITHUB_REQUESTS.labels(response.request.method, str(response.status_code)).inc()
+    # A read answered by GitHub's 304 is counted as one (it costs no rate limit), one served from
+    # an immutable stored entry is not a request at all.
+    how = response.headers.get("x-autopack-cache")
+    if how == "stored":
+        return
+    status = "304" if how == "revalidated" else str(response.status_code)
+    metrics.GITHUB_REQUESTS.labels(response.request.method, status).inc()
     remaining = response.headers.get("x-ratelimit-remaining")
     if remaining is not None and remaining.isdigit():
         resource = response.headers.get("x-ratelimit-resource", "core")
@@ -150,6 +156,7 @@ class GitHubApp:
         timeout: float = 30.0,
         cache_strategy: BaseCacheStrategy | None = None,
         dry_run_printer: Callable[[str], None] | None = None,
+        etags: Any = None,  # an `app.github.etag_cache.EtagStore`: conditional reads, shared
     ) -> None:
         self.app_id = app_id
         self._auth = AppAuthStrategy(app_id, private_key)
@@ -157,6 +164,10 @@ class GitHubApp:
         self.transport: SharedTransport = (
             DryRunTransport(dry_run_printer) if dry_run_printer else SharedTransport()
         )
+        if etags is not None:
+            from app.github.etag_cache import ConditionalTransport
+
+            self.transport = ConditionalTransport(self.transport, etags)
         self._config: dict[str, Any] = {
             "base_url": base_url.rstrip("/") + "/",
             "timeout": httpx.Timeout(timeout, connect=min(10.0, timeout)),

@@ -17,6 +17,7 @@ from githubkit.exception import RequestFailed
 
 from app.policy import render
 from app.policy.commands import Permission, permission_from_api
+from app.policy.github_cache import FRESH
 from app.policy.labels import LabelSpec
 
 MARKER_PREFIX = "autopack:"
@@ -86,11 +87,12 @@ class RepoClient:
 
     # ---- permissions -----------------------------------------------------------------------
 
-    async def permission(self, username: str) -> Permission:
-        """The user's role on this repository, asked now (never cached: roles change)."""
+    async def permission(self, username: str, *, fresh: bool = False) -> Permission:
+        """The user's role on this repository, asked now: revalidated with GitHub (a 304 confirms
+        the stored answer), or with `fresh` (the merge gate) asked without any cache at all."""
         try:
             response = await self.gh.rest.repos.async_get_collaborator_permission_level(
-                self.owner, self.name, username
+                self.owner, self.name, username, headers={FRESH: "1"} if fresh else None
             )
         except RequestFailed as exc:
             if exc.response.status_code == 404:

@@ -287,6 +287,14 @@ _TRUST = [
         created_at DOUBLE PRECISION NOT NULL
     )""",
     "CREATE INDEX shadow_decisions_repository ON shadow_decisions (repository, created_at)",
+    # ETags and bodies of GitHub reads that repeat (app.policy.github_cache): shared by every process.
+    """CREATE TABLE github_etags (
+        cache_key TEXT PRIMARY KEY,
+        etag TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        stored_at DOUBLE PRECISION NOT NULL
+    )""",
     # After a secondary rate limit, every job of the installation waits until GitHub's retry-after.
     "ALTER TABLE github_rate_limits ADD COLUMN blocked_until DOUBLE PRECISION NOT NULL DEFAULT 0",
 ]
@@ -312,7 +320,7 @@ MIGRATIONS.append(
     Migration(
         6,
         "remembered dismissals of audit findings, shadow-mode decisions, secondary-limit pauses, "
-        "job notifications (PostgreSQL)",
+        "GitHub ETags, job notifications (PostgreSQL)",
         sqlite=[s.format(id="INTEGER PRIMARY KEY AUTOINCREMENT") for s in _TRUST],
         postgresql=[s.format(id="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY") for s in _TRUST] + _NOTIFY,
     )

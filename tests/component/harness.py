@@ -51,6 +51,19 @@ class Harness:
         )
         self.dispatcher = Dispatcher(self.registry, self.inbox, self.github, self.settings, self.llm)
 
+    def use_etag_cache(self) -> None:
+        """As `autopack serve` runs: GitHub reads conditional, with the ETags in this database."""
+        from app.github.etag_cache import EtagStore
+
+        self.github = GitHubApp(
+            12345,
+            private_key_pem(),
+            base_url=API,
+            cache_strategy=MemCacheStrategy(),
+            etags=EtagStore(self.inbox.db),
+        )
+        self.dispatcher = Dispatcher(self.registry, self.inbox, self.github, self.settings, self.llm)
+
     async def deliver(self, event: str, payload: dict[str, Any], delivery_id: str | None = None) -> list[Job]:
         """Record like the receiver does; returns the jobs created (none if ignored or a duplicate)."""
         delivery_id = delivery_id or str(uuid.uuid4())

@@ -59,6 +59,32 @@ async def test_approval_merges_the_exact_head_and_the_issue_is_told(
     assert "approved on `c000000` by maintainer; merging" in gate_comment(repo)
 
 
+async def test_the_gate_asks_for_permissions_afresh_even_with_the_etag_cache(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """With conditional reads on (as `autopack serve` runs), the approver's permission is asked
+    without an ETag every time, so a role removed a moment ago is never answered from the store."""
+    repo, router = github
+    harness.use_etag_cache()
+    head = await ready(harness, repo, router)
+    await harness.deliver("issue_comment", comment_payload("/autopack help", login="maintainer", number=100))
+    await harness.run_all()  # a command's permission check: stored, and revalidated next time
+    permission = f"GET /repos/{REPO}/collaborators/maintainer/permission"
+    assert repo.conditional.count(permission) == 1  # the help command's: revalidated
+    asked = repo.log.count(permission)
+    repo.permissions["maintainer"] = "read"
+    await harness.deliver("pull_request_review", approve(repo, head))
+    await harness.run_all()
+    assert repo.merges == []
+    assert repo.log.count(permission) > asked
+    assert repo.conditional.count(permission) == 1  # the gate's requests carried no ETag
+    assert "waiting for: approval of `c000000` by a writer" in gate_comment(repo)
+    repo.permissions["maintainer"] = "write"
+    await harness.deliver("pull_request_review", approve(repo, head, review_id=301))
+    await harness.run_all()
+    assert [m["sha"] for m in repo.merges] == [head]
+
+
 async def test_a_readers_approval_does_not_merge(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
