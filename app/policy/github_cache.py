@@ -6,7 +6,7 @@ shares it), and a 304 is answered from the stored body. The rules, read by read:
 
 | read | rule |
 |---|---|
-| contents (the policy file, a folder listing) | revalidated every time (a push changes them) |
+| the policy file (`.github/*.yml`) and the root folder listing | revalidated every time |
 | labels | revalidated every time |
 | the open feedback list (`issues?labels=…`) | revalidated every time |
 | a branch's head commit | revalidated every time |
@@ -37,7 +37,10 @@ class Rule:
 
 
 RULES = (
-    Rule("contents", re.compile(_REPO + r"/contents(?:/.*)?$")),
+    # Not other files' contents: a repository's files may hold credentials, which never reach the
+    # database.
+    Rule("policy file", re.compile(_REPO + r"/contents/\.github/[\w.-]+\.ya?ml$")),
+    Rule("root folder listing", re.compile(_REPO + r"/contents/?$")),
     Rule("labels", re.compile(_REPO + r"/labels$")),
     Rule("issues listing", re.compile(_REPO + r"/issues$")),
     Rule("branch head", re.compile(_REPO + r"/commits/[^/]+$")),
