@@ -95,10 +95,14 @@ class WorkerPool:
             if self.housekeeping and now - last_housekeeping >= self.housekeeping_every:
                 last_housekeeping = now
                 await self._guard("housekeeping", self.housekeeping())
+            # Cleared before looking, so a wake-up that arrives while we look (a job queued, stop())
+            # is not lost: the wait below then returns at once.
+            self._wake.clear()
             claimed = await self._fill()
             if claimed:
                 continue  # look again at once: more may be due
-            self._wake.clear()
+            if self._stopping:
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_for())
 

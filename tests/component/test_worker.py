@@ -309,8 +309,8 @@ async def test_outcome_that_cannot_be_recorded_runs_again(
 
 
 async def test_a_job_rescheduled_to_a_time_runs_then_not_a_poll_later(inbox: Inbox) -> None:
-    """The pool sleeps until the earliest queued job is due, at most a poll interval (here an hour:
-    only the due time can wake it)."""
+    """The pool sleeps until the earliest queued job is due, at most a poll interval (here two
+    minutes, while the test waits 30 s at most: only the due time can wake it in time)."""
     ran = asyncio.Event()
 
     async def handler(job: Job) -> None:
@@ -320,17 +320,17 @@ async def test_a_job_rescheduled_to_a_time_runs_then_not_a_poll_later(inbox: Inb
     job = await inbox.claim("w", 30)
     assert job is not None
     await inbox.reschedule(job, inbox.clock() + 0.3, "a reset", max_reschedules=5)
-    workers = pool(inbox, handler, poll_seconds=3_600)
+    workers = pool(inbox, handler, poll_seconds=120)
     workers.start()
     try:
         await asyncio.wait_for(ran.wait(), timeout=30)
     finally:
-        await workers.stop(grace=1)
+        await asyncio.wait_for(workers.stop(grace=1), timeout=60)
 
 
 async def test_notify_wakes_a_worker_in_another_process(pg_url: str) -> None:
     """PostgreSQL: a job queued through one process's inbox wakes the idle workers of another at
-    once (LISTEN/NOTIFY); they poll only once an hour here."""
+    once (LISTEN/NOTIFY); they poll only every two minutes here, and the test waits 30 s at most."""
     queuing = Inbox.open(pg_url)
     working = Inbox.open(pg_url)
     try:
@@ -340,14 +340,14 @@ async def test_notify_wakes_a_worker_in_another_process(pg_url: str) -> None:
         async def handler(job: Job) -> None:
             ran.set()
 
-        workers = pool(working, handler, poll_seconds=3_600)
+        workers = pool(working, handler, poll_seconds=120)
         workers.start()
         try:
             await asyncio.sleep(0.5)  # the pool is idle, listening
             await add(queuing, 1)
             await asyncio.wait_for(ran.wait(), timeout=30)
         finally:
-            await workers.stop(grace=1)
+            await asyncio.wait_for(workers.stop(grace=1), timeout=60)
     finally:
         queuing.close()
         working.close()
