@@ -1,8 +1,25 @@
--- wrk script: POST one signed payload with a unique X-GitHub-Delivery per request.
--- Environment: BENCH_BODY_FILE, BENCH_SIGNATURE, BENCH_EVENT, BENCH_PATH, BENCH_RUN.
+-- wrk script: POST signed webhook deliveries, each with its own X-GitHub-Delivery and, with
+-- BENCH_SECRET set, its own body (a field appended to the JSON object) signed per request with
+-- HMAC-SHA256 through LuaJIT's FFI to OpenSSL's libcrypto. A receiver that refuses a body it has
+-- seen before (a replay) must store every one of these; with one fixed body it would measure the
+-- refusal instead.
+-- Environment: BENCH_BODY_FILE, BENCH_EVENT, BENCH_PATH, BENCH_RUN, and BENCH_SECRET (unique
+-- bodies) or BENCH_SIGNATURE (one fixed body, signed by the caller).
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct evp_md_st EVP_MD;
+const EVP_MD *EVP_sha256(void);
+unsigned char *HMAC(const EVP_MD *evp_md, const void *key, int key_len, const unsigned char *d,
+                    size_t n, unsigned char *md, unsigned int *md_len);
+]]
+
 local counter = 0
 local threads = {}
-local prefix
+local prefix, head, secret, crypto
+local digest = ffi.new("unsigned char[32]")
+local digest_len = ffi.new("unsigned int[1]")
+local hex = {}
+for i = 0, 255 do hex[i] = string.format("%02x", i) end
 
 function setup(thread)
   thread:set("tid", #threads + 1)
@@ -11,19 +28,39 @@ end
 
 function init(args)
   local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
-  wrk.body = f:read("*a")
+  local body = f:read("*a")
   f:close()
   wrk.method = "POST"
   wrk.path = os.getenv("BENCH_PATH")
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["X-GitHub-Event"] = os.getenv("BENCH_EVENT")
-  wrk.headers["X-Hub-Signature-256"] = os.getenv("BENCH_SIGNATURE")
   prefix = os.getenv("BENCH_RUN") .. "-" .. tid .. "-"
+  secret = os.getenv("BENCH_SECRET")
+  if secret then
+    crypto = ffi.load("crypto")
+    head = body:gsub("%s+$", ""):sub(1, -2)  -- the object without its closing brace
+  else
+    wrk.body = body
+    wrk.headers["X-Hub-Signature-256"] = os.getenv("BENCH_SIGNATURE")
+  end
+end
+
+local function sign(body)
+  crypto.HMAC(crypto.EVP_sha256(), secret, #secret, body, #body, digest, digest_len)
+  local out = {}
+  for i = 0, 31 do out[i + 1] = hex[digest[i]] end
+  return "sha256=" .. table.concat(out)
 end
 
 function request()
   counter = counter + 1
-  wrk.headers["X-GitHub-Delivery"] = prefix .. counter
+  local id = prefix .. counter
+  wrk.headers["X-GitHub-Delivery"] = id
+  if secret then
+    local body = head .. ',"autopack_bench":"' .. id .. '"}'
+    wrk.headers["X-Hub-Signature-256"] = sign(body)
+    return wrk.format(nil, nil, nil, body)
+  end
   return wrk.format()
 end
 

@@ -232,6 +232,7 @@ class FakeGitHub:
         # Served as a process: a reaction whose request is held open until `release` is set
         self.hold: str | None = None
         self.held = threading.Event()
+        self.held_count = 0  # requests being held open right now
         self.release = threading.Event()
         self._lock = threading.Lock()
 
@@ -305,8 +306,10 @@ class FakeGitHub:
         request = httpx.Request(scope["method"], url, headers=headers, content=body)
         held = request.method == "POST" and request.url.path.endswith("/reactions")
         if self.hold and held and _body(request).get("content") == self.hold:
+            self.held_count += 1
             self.held.set()
             await asyncio.to_thread(self.release.wait)
+            self.held_count -= 1
             await self._send(send, httpx.Response(502, json={"message": "server went away"}))
             return
         try:

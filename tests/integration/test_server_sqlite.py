@@ -197,3 +197,46 @@ def test_setup_mode_and_refusal_to_start_without_secret(
     assert result.returncode == 2
     assert result.stderr.strip().startswith("autopack: WEBHOOK_SECRET: missing")
     assert "BEGIN" not in result.stderr
+
+
+def test_the_receiver_answers_while_every_worker_is_busy(
+    spawn: Callable[..., ServerProcess], env: dict[str, str], tmp_path: Path, github: FakeGitHub
+) -> None:
+    """Saturated workers (each of the two holds a job whose GitHub request hangs) must not keep
+    the receiver from taking, storing and acknowledging new deliveries, nor /healthz from answering."""
+    github.hold = "+1"  # each command job hangs on its last request
+    server = spawn({**env, "AUTOPACK_WORKERS": "2"})
+    for n in (1, 2):
+        send(
+            server,
+            "issue_comment",
+            comment_payload("/autopack help", number=n, comment_id=9000 + n),
+            f"busy-{n}",
+        )
+    wait_for(lambda: github.held_count == 2, what="both workers to be held")
+
+    answers = [
+        send(
+            server,
+            "issue_comment",
+            comment_payload("/autopack help", number=10 + n, comment_id=9100 + n),
+            f"more-{n}",
+        )
+        for n in range(20)
+    ]
+    assert [a.status_code for a in answers] == [202] * 20
+    assert {a.json()["status"] for a in answers} == {"queued"}
+    assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    # Still saturated when the burst was answered: the two held jobs run, the new ones wait.
+    assert github.held_count == 2
+    states = [status for _, status, _ in job_states(tmp_path / "autopack.db")]
+    assert states.count("running") == 2 and states.count("queued") == 20
+
+    github.hold = None
+    github.release.set()
+    wait_for(
+        lambda: all(s != "queued" and s != "running" for _, s, _ in job_states(tmp_path / "autopack.db")),
+        what="every job to finish",
+    )
+    assert server.terminate() == 0, server.output()
+    assert len(job_states(tmp_path / "autopack.db")) == 22
