@@ -42,6 +42,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "github-webhooks"
 SECRET = "bench-secret-" + uuid.uuid4().hex
 PROBOT = "probot@14"
 INSTALLATION = 4242
+LUA = ROOT / "bench" / "deliveries.lua"
 
 
 def free_port() -> int:
@@ -121,8 +122,7 @@ def run_wrk(url: str, body_file: Path, event: str, concurrency: int, seconds: in
         "BENCH_RUN": uuid.uuid4().hex[:8],
     }
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "5s"]
-        + ["-s", str(ROOT / "bench" / "deliveries.lua"), url],
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA), url],
         env=env,
         capture_output=True,
         text=True,
@@ -258,8 +258,8 @@ def main() -> None:
                     sum(x["requests"] - x["non2xx"] for x in runs)
                 )
                 print(
-                    f"{server.name:36} c={concurrency:<3} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   "
-                    f"p99 {r['p99_ms']:6.2f} ms   errors {int(r['errors'])}"
+                    f"{server.name:36} c={concurrency:<3} {r['rps']:8.0f} req/s   "
+                    f"p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   errors {int(r['errors'])}"
                 )
         print()
         reference = (

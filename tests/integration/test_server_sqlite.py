@@ -230,7 +230,8 @@ def test_the_receiver_answers_while_every_worker_is_busy(
     # Still saturated when the burst was answered: the two held jobs run, the new ones wait.
     assert github.held_count == 2
     states = [status for _, status, _ in job_states(tmp_path / "autopack.db")]
-    assert states.count("running") == 2 and states.count("queued") == 20
+    assert states.count("running") == 2
+    assert states.count("queued") == 20
 
     github.hold = None
     github.release.set()
