@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     autopack_models: Path | None = None
     autopack_catalogue: Path | None = None
-    autopack_workers: int = Field(default=4, ge=0, le=256)
+    autopack_workers: int = Field(default=16, ge=0, le=256)
     log_level: str = "info"
     log_format: Literal["json", "console"] = "json"
 

@@ -9,6 +9,7 @@ cannot mention people, embed images, add links or inject HTML into what the bot 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -109,6 +110,13 @@ class TriageBase(BaseModel):
 
 def analysis_schema(areas: list[str], open_numbers: list[int]) -> type[TriageBase]:
     """The answer's schema for this issue: `area` and `duplicates` may only name what we listed."""
+    return _analysis_schema(tuple(areas), tuple(open_numbers))
+
+
+@functools.lru_cache(maxsize=256)
+def _analysis_schema(areas: tuple[str, ...], open_numbers: tuple[int, ...]) -> type[TriageBase]:
+    """Building a pydantic model costs milliseconds; a repository asks with the same lists until
+    its directories or open feedback change."""
     literal: Any = Literal
     area_type = literal.__getitem__(tuple([*areas, UNKNOWN_AREA]))
     duplicates: Any
