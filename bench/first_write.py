@@ -4,12 +4,14 @@ Deliveries go out at a fixed rate (default 50/s): `/autopack help` comments, who
 the 👀 reaction, and feedback issues, whose first write is the triage (the model answers at once;
 GitHub is faked with the given latency, bench/soak_fakes.py). For each delivery it takes the time
 between the receiver's 202 and the fake GitHub's arrival of its first write, and prints p50, p90,
-p99 and the maximum, for:
+p99 and the maximum, and the CPU the service's processes spent per delivery (what bounds the rate
+one process keeps up with), for:
 
 - `autopack serve` as the README starts it (SQLite, workers in the process, woken in-process);
 - with a PostgreSQL URL (`--database-url`, default TEST_DATABASE_URL): `autopack serve` with
-  `AUTOPACK_WORKERS=0` and a separate `autopack worker`, which learns of new jobs by LISTEN/NOTIFY
-  (its poll interval is left at the default, so a missed wake-up would show as a second's delay).
+  `AUTOPACK_WORKERS=0` and one, then two, separate `autopack worker` processes, which learn of new
+  jobs by LISTEN/NOTIFY (their poll interval is left at the default, so a missed wake-up would show
+  as a second's delay).
 
     python bench/first_write.py [--rate 50] [--seconds 20] [--latency-ms 5-20]
 """
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +126,12 @@ async def measure(name: str, processes: list[Process], fake_url: str, args: argp
             await send_at_rate(processes[0].url, warm, args.rate)
             await wait_for_effects(client, fake_url, {effect_of(d) for d in warm}, before)
             before = len((await client.get(fake_url + "/_soak/state", timeout=60)).json()["writes"])
+            cpu_before = sum(p.cpu_seconds() for p in processes)
             accepted = await send_at_rate(processes[0].url, deliveries, args.rate)
             wanted = {effect_of(d) for d in deliveries if d.id in accepted}
             first = await wait_for_effects(client, fake_url, wanted, before)
+            # Until the last first write: later writes (the triage's labels) are partly left out.
+            cpu_per_delivery = (sum(p.cpu_seconds() for p in processes) - cpu_before) / len(deliveries)
     finally:
         for p in processes:
             p.stop()
@@ -141,9 +147,27 @@ async def measure(name: str, processes: list[Process], fake_url: str, args: argp
     return (
         f"{name:52} n={len(delays):<5} p50 {percentile(delays, 0.5) * 1000:7.1f} ms   "
         f"p90 {percentile(delays, 0.9) * 1000:7.1f} ms   p99 {percentile(delays, 0.99) * 1000:7.1f} ms   "
-        f"max {max(delays) * 1000:7.1f} ms   mean {statistics.mean(delays) * 1000:6.1f} ms"
+        f"max {max(delays) * 1000:7.1f} ms   CPU {cpu_per_delivery * 1000:5.1f} ms a delivery"
         + (f"   MISSING {missing}" if missing else "")
     )
+
+
+@contextlib.asynccontextmanager
+async def fresh_schema(database_url: str, env: dict[str, str], work: Path) -> AsyncIterator[dict[str, str]]:
+    """A migrated PostgreSQL schema for one run, dropped after it; yields the service's environment."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in database_url else "?"
+    pg_env = {**env, "DATABASE_URL": f"{database_url}{sep}options=-csearch_path%3D{schema}"}
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "app", "migrate"], env=pg_env, check=True, capture_output=True, cwd=work
+        )
+        yield pg_env
+    finally:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 async def main() -> None:
@@ -156,6 +180,11 @@ async def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, help="AUTOPACK_WORKERS (default: the service's default)")
+    parser.add_argument(
+        "--worker-processes",
+        default="1,2",
+        help="PostgreSQL: how many `autopack worker` processes, one run per comma-separated count",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="autopack-first-write-"))
     fake_port = free_port()
@@ -200,32 +229,23 @@ async def main() -> None:
         serve = Process("serve", "serve", sqlite_env, work / "serve.log")
         print(await measure("SQLite: autopack serve (workers in the process)", [serve], fake_url, args))
         if args.database_url:
-            schema = f"bench_{uuid.uuid4().hex[:10]}"
-            async with await psycopg.AsyncConnection.connect(args.database_url, autocommit=True) as conn:
-                await conn.execute(f"CREATE SCHEMA {schema}")
-            sep = "&" if "?" in args.database_url else "?"
-            pg_env = {**env, "DATABASE_URL": f"{args.database_url}{sep}options=-csearch_path%3D{schema}"}
-            try:
-                subprocess.run(
-                    [sys.executable, "-m", "app", "migrate"],
-                    env=pg_env,
-                    check=True,
-                    capture_output=True,
-                    cwd=work,
-                )
-                receiver = Process("web", "serve", {**pg_env, "AUTOPACK_WORKERS": "0"}, work / "web.log")
-                worker = Process("worker", "worker", pg_env, work / "worker.log")
-                print(
-                    await measure(
-                        "PostgreSQL: serve (no workers) + worker, NOTIFY",
-                        [receiver, worker],
-                        fake_url,
-                        args,
+            for count in [int(n) for n in args.worker_processes.split(",")]:
+                # A schema of its own per run: the receiver refuses a body it has already stored.
+                async with fresh_schema(args.database_url, env, work) as pg_env:
+                    receiver = Process("web", "serve", {**pg_env, "AUTOPACK_WORKERS": "0"}, work / "web.log")
+                    workers = [
+                        Process(f"worker-{i}", "worker", pg_env, work / f"worker-{i}.log")
+                        for i in range(count)
+                    ]
+                    plural = "es" if count > 1 else ""
+                    print(
+                        await measure(
+                            f"PostgreSQL: serve (no workers) + {count} worker process{plural}",
+                            [receiver, *workers],
+                            fake_url,
+                            args,
+                        )
                     )
-                )
-            finally:
-                async with await psycopg.AsyncConnection.connect(args.database_url, autocommit=True) as conn:
-                    await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         else:
             print("PostgreSQL: skipped (no --database-url and no TEST_DATABASE_URL)")
     finally:
