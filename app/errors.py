@@ -7,7 +7,8 @@
     ├── PermanentError ─────── the job ends as failed at once; retrying cannot help
     │   ├── Refused                app.flows.building  an edit does not apply, a guardrail says no
     │   ├── StructuredOutputError  app.llm.service     the answer misses its schema after a repair
-    │   └── CallCapExceeded        app.llm.service     a job asked for more model calls than allowed
+    │   ├── CallCapExceeded        app.llm.service     a job asked for more model calls than allowed
+    │   └── InvalidTransition      app.policy.proposal a proposal move its table lacks: a bug
     ├── transient ──────────── anything else: retried with backoff, dead-lettered after max attempts
     │   ├── LLMError               app.llm.service     (base of the model failures above)
     │   │   └── NoModelAvailable                       every model of the chain failed
@@ -62,6 +63,7 @@ GROUPS: dict[str, frozenset[str]] = {
             "app.flows.building.Refused",
             "app.llm.service.StructuredOutputError",
             "app.llm.service.CallCapExceeded",
+            "app.policy.proposal.InvalidTransition",
         }
     ),
     "transient": frozenset(

@@ -242,21 +242,21 @@ def guard(proposal: policy.Proposal, working: Working, tree: git.Tree, rules: Re
     words = {"dependency": "new dependency", "install_hook": "install hook", "executes": "runs in CI"}
     proposal.flags = [f"{words.get(f.kind, f.kind)} in `{f.path}`: {f.detail}" for f in report.flags]
     proposal.files = {
-        path: {
-            "base": working.base.get(path),
-            "current": content,
-            "part": working.parts[path],
-            "mode": modes.get(path, "100644"),
-        }
+        path: policy.FileChange(
+            base=working.base.get(path),
+            current=content,
+            part=working.parts[path],
+            mode=modes.get(path, "100644"),
+        )
         for path, content in changed.items()
     }
 
 
 def working_of(proposal: policy.Proposal) -> Working:
     return Working(
-        base={p: f["base"] for p, f in proposal.files.items()},
-        current={p: f["current"] for p, f in proposal.files.items()},
-        parts={p: f["part"] for p, f in proposal.files.items()},
+        base={p: f.base for p, f in proposal.files.items()},
+        current={p: f.current for p, f in proposal.files.items()},
+        parts={p: f.part for p, f in proposal.files.items()},
     )
 
 
@@ -265,8 +265,8 @@ async def push_commits(
 ) -> bool:
     """Create the tests-only and the fix commits (reusing the tests-only commit when its tests are
     unchanged and CI already saw it fail). Returns True when the test commit's CI must run."""
-    tests = {p: (f["current"], f["mode"]) for p, f in proposal.files.items() if f["part"] == "test"}
-    fixes = {p: (f["current"], f["mode"]) for p, f in proposal.files.items() if f["part"] == "fix"}
+    tests = {p: (f.current, f.mode) for p, f in proposal.files.items() if f.part == "test"}
+    fixes = {p: (f.current, f.mode) for p, f in proposal.files.items() if f.part == "fix"}
     test_state = {p: c for p, (c, _) in tests.items()}
     earlier = proposal.current("test")
     reuse = (
@@ -307,7 +307,7 @@ async def audit_before_push(
     from app.flows.audit import assess, reported_prints  # the audit flow imports this module's users
 
     assert proposal.fix_sha is not None
-    files = diff.from_texts({p: (f["base"], f["current"]) for p, f in proposal.files.items()})
+    files = diff.from_texts({p: (f.base, f.current) for p, f in proposal.files.items()})
     reported = await reported_prints(repo, proposal.pr_number) if proposal.pr_number else set()
     report = await assess(
         ctx,

@@ -164,7 +164,7 @@ async def _decide(
 
 
 async def shipped(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, rules: RepoPolicy) -> None:
-    proposal.status = "merged"
+    proposal.move(policy.Status.MERGED)
     PROPOSALS.labels("merged").inc()
     await repo.add_labels(proposal.issue, [SHIPPED])
     if rules.merge.delete_branch:
@@ -178,7 +178,7 @@ async def reject(
     ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, reason: str, by: str | None
 ) -> None:
     """Remember the rejection (once), label the issue, tell it."""
-    proposal.status = "closed"
+    proposal.move(policy.Status.CLOSED)
     proposal.error = f"Reason given: {reason}" if reason else None
     files = ", ".join(sorted(proposal.files)[:10])
     await state.store(ctx).record_rejection(
@@ -199,7 +199,7 @@ async def on_closed(ctx: FlowContext) -> None:
     pr = ctx.payload["pull_request"]
     repo = await ctx.repo()
     proposal = await state.store(ctx).by_pr(repo.full_name, int(pr["number"]))
-    if proposal is None or proposal.status in ("merged", "closed"):
+    if proposal is None or proposal.status in policy.ENDED:
         return  # not ours, or recorded already (a merge by the gate, `/autopack reject`)
     if pr.get("merged"):
         proposal.merge_sha = pr.get("merge_commit_sha")

@@ -35,14 +35,15 @@ async def publish(
         proposal.issue, "proposal", policy.issue_comment(proposal), known_id=proposal.comment_id
     )
     await store(ctx).save(proposal)
-    if proposal.gate_comment_id and proposal.status not in policy.GATED | {"merged"}:
+    if proposal.gate_comment_id and proposal.status not in policy.GATED | {policy.Status.MERGED}:
         # The head is about to move (a revision) or the PR closed: the gate's last word is stale.
         line = (
             "the pull request is closed"
-            if proposal.status == "closed"
+            if proposal.status == policy.Status.CLOSED
             else "Autopack's revision to be verified by CI and audited"
         )
-        await show_gate(ctx, repo, proposal, line if proposal.status == "closed" else f"waiting for: {line}")
+        shown = line if proposal.status == policy.Status.CLOSED else f"waiting for: {line}"
+        await show_gate(ctx, repo, proposal, shown)
 
 
 async def show_gate(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, line: str) -> None:
@@ -87,7 +88,7 @@ async def wait_for_ci(
     finds the record; a proposal closed meanwhile fails the compare-and-set and nothing is pushed)
     and schedule the no-CI check."""
     now = ctx.inbox.clock()
-    proposal.status = "awaiting_test_ci" if phase == "test" else "awaiting_fix_ci"
+    proposal.move(policy.Status.AWAITING_TEST_CI if phase == "test" else policy.Status.AWAITING_FIX_CI)
     proposal.waiting_sha = sha
     proposal.pushed_at = now
     proposal.verification.append(policy.Verification(phase, sha))  # type: ignore[arg-type]

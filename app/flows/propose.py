@@ -49,7 +49,7 @@ async def handle(ctx: FlowContext) -> None:
     rules = loaded.policy
     proposals = state.store(ctx)
     existing = await proposals.get(repo.full_name, number)
-    if existing is not None and existing.status == "building":
+    if existing is not None and existing.status == policy.Status.BUILDING:
         proposal = existing  # an earlier attempt of this job: go on from its record
     else:
         analysis = await ctx.inbox.latest_analysis(repo.full_name, number)
@@ -91,7 +91,7 @@ async def handle(ctx: FlowContext) -> None:
             await _build(ctx, repo, proposal, issue, rules)
         await _push(ctx, repo, proposal, rules)
     except PermanentError as exc:  # Refused, or a builder answer that never fit its schema
-        proposal.status = "failed"
+        proposal.move(policy.Status.FAILED)
         proposal.error = refusal_text(exc)
         PROPOSALS.labels("refused").inc()
         ctx.log.warning("proposal refused", issue=number, reason=proposal.error.splitlines()[0])
@@ -172,7 +172,7 @@ async def _push(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, r
     if ctx.shadow is not None:
         # Shadow mode: built, guarded and audited; the commits it would push are in the record.
         # Ended here (no branch, no pull request to wait for): a later `act` may propose afresh.
-        proposal.status = "shadow"
+        proposal.move(policy.Status.SHADOW)
         await state.store(ctx).save(proposal)
         PROPOSALS.labels("shadow").inc()
         return

@@ -52,7 +52,7 @@ async def handle(ctx: FlowContext) -> None:
         return
     trigger = str(args.get("trigger") or "command")
     if trigger != "command" and proposal.round >= rules.proposals.max_rounds:
-        proposal.status = "handed_over"
+        proposal.move(policy.Status.HANDED_OVER)
         PROPOSALS.labels("hand_over").inc()
         await state.publish(ctx, repo, proposal)
         return
@@ -63,7 +63,7 @@ async def handle(ctx: FlowContext) -> None:
     tree = await git.tree(repo, proposal.base_sha)
     others = [p for p in proposal.context if p not in proposal.files]
     texts = await git.read_files(repo, proposal.base_sha, others) if others else {}
-    current = {p: f["current"] for p, f in proposal.files.items()}
+    current = {p: f.current for p, f in proposal.files.items()}
     sections = [
         Section("problem", proposal.problem or proposal.title),
         Section("current_change", files_section(current, sorted(current), working.parts), kind="code"),
@@ -85,7 +85,7 @@ async def handle(ctx: FlowContext) -> None:
         )
         guard(proposal, revised, tree, rules)
     except PermanentError as exc:  # Refused, or a builder answer that never fit its schema
-        proposal.status = "handed_over"
+        proposal.move(policy.Status.HANDED_OVER)
         proposal.error = refusal_text(exc)
         proposal.rounds.append(policy.Round(proposal.round + 1, trigger, _short(failure), "refused"))
         PROPOSALS.labels("revision_refused").inc()
@@ -99,7 +99,7 @@ async def handle(ctx: FlowContext) -> None:
     try:
         await audit_before_push(ctx, repo, proposal, rules)  # before CI runs the revision
     except PermanentError as exc:
-        proposal.status = "handed_over"
+        proposal.move(policy.Status.HANDED_OVER)
         proposal.error = refusal_text(exc)
         proposal.rounds[-1].outcome = "blocked by the audit before the push"
         PROPOSALS.labels("revision_blocked").inc()

@@ -110,7 +110,7 @@ async def step(ctx: FlowContext) -> None:
         return  # decided already, or a newer commit is waited for
     runs, statuses = await git.ci_for(repo, sha)
     checks = policy.checks_from(runs, statuses, own_app_id=ctx.settings.app_id)
-    phase = "test" if proposal.status == "awaiting_test_ci" else "fix"
+    phase = "test" if proposal.status == policy.Status.AWAITING_TEST_CI else "fix"
     if proposal.base_failing is None and any(c.state == "failed" for c in checks):
         proposal.base_failing = await _failing_on(ctx, repo, proposal.base_sha)
     tested = proposal.current("test")
@@ -142,26 +142,32 @@ async def step(ctx: FlowContext) -> None:
     elif decided == "push_fix_unverified":
         assert proposal.fix_sha is not None
         await git.set_branch(repo, proposal.branch, proposal.fix_sha, exists=True)
-        proposal.status, proposal.waiting_sha = "unverified", None
+        proposal.move(policy.Status.UNVERIFIED)
+        proposal.waiting_sha = None
         _end_round(proposal, "unverified: no CI result")
         await _audit(ctx, proposal)
     elif decided == "verified":
-        proposal.status, proposal.waiting_sha = "auditing", None
+        proposal.move(policy.Status.AUDITING)
+        proposal.waiting_sha = None
         _end_round(proposal, "verified")
         await _audit(ctx, proposal)
     elif decided == "not_reproduced":
-        proposal.status, proposal.waiting_sha = "not_reproduced", None
+        proposal.move(policy.Status.NOT_REPRODUCED)
+        proposal.waiting_sha = None
         _end_round(proposal, "not reproduced")
     elif decided == "unverified":
-        proposal.status, proposal.waiting_sha = "unverified", None
+        proposal.move(policy.Status.UNVERIFIED)
+        proposal.waiting_sha = None
         _end_round(proposal, "unverified: no CI result on the fix")
         await _audit(ctx, proposal)
     elif decided == "revise":
-        proposal.status, proposal.waiting_sha = "revising", None
+        proposal.move(policy.Status.REVISING)
+        proposal.waiting_sha = None
         _end_round(proposal, "fix failed CI")
         await queue_revise(ctx, proposal, "ci", sha=sha)
     elif decided == "hand_over":
-        proposal.status, proposal.waiting_sha = "handed_over", None
+        proposal.move(policy.Status.HANDED_OVER)
+        proposal.waiting_sha = None
         _end_round(proposal, "fix failed CI")
     await state.publish(ctx, repo, proposal)
 
@@ -223,16 +229,16 @@ async def _audited(
     verdict: str,
     findings: list[str],
 ) -> None:
-    if proposal.fix_sha != sha or proposal.status not in ("auditing", "unverified"):
+    if proposal.fix_sha != sha or proposal.status not in (policy.Status.AUDITING, policy.Status.UNVERIFIED):
         return
     proposal.audit_verdict = verdict
-    if proposal.status == "auditing":
+    if proposal.status == policy.Status.AUDITING:
         if verdict == "block":
             if proposal.round < rules.proposals.max_rounds:
-                proposal.status = "revising"
+                proposal.move(policy.Status.REVISING)
                 await queue_revise(ctx, proposal, "audit", findings=findings[:20])
             else:
-                proposal.status = "handed_over"
+                proposal.move(policy.Status.HANDED_OVER)
             PROPOSALS.labels("audit_blocked").inc()
         else:
             if proposal.pr_node_id:
@@ -241,7 +247,7 @@ async def _audited(
             await git.request_reviewers(
                 repo, proposal.pr_number, rules.proposals.reviewers, rules.proposals.team_reviewers
             )
-            proposal.status = "ready"
+            proposal.move(policy.Status.READY)
             PROPOSALS.labels("ready").inc()
     await state.publish(ctx, repo, proposal)
     if proposal.status in policy.GATED:

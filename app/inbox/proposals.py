@@ -19,9 +19,12 @@ from typing import Any
 
 from app.errors import Reschedule
 from app.inbox.db import Database, IntegrityError, Tx
-from app.policy.proposal import OPEN, Proposal
+from app.policy.proposal import ENDED, OPEN, WAITING, Proposal, Status
 
-ENDED = ("merged", "closed")
+# SQL parameters are the statuses' values (a driver need not know the enum); `Status(...)` also
+# refuses a value that is no status, whoever set it.
+_OPEN_VALUES = sorted(s.value for s in OPEN)
+_ENDED_VALUES = sorted(s.value for s in ENDED)
 RETRY_STALE_SECONDS = 1.0
 
 
@@ -72,13 +75,13 @@ class Proposals:
                 f"WHERE repository = ? AND issue_number = ? "
                 f"AND status NOT IN ({placeholders})",
                 (
-                    proposal.status,
+                    Status(proposal.status).value,
                     json.dumps(proposal.to_json()),
                     now,
                     now,
                     proposal.repository,
                     proposal.issue,
-                    *sorted(OPEN),
+                    *_OPEN_VALUES,
                 ),
             )
             if changed:
@@ -92,7 +95,7 @@ class Proposals:
                         (
                             proposal.repository,
                             proposal.issue,
-                            proposal.status,
+                            Status(proposal.status).value,
                             json.dumps(proposal.to_json()),
                             now,
                             now,
@@ -124,17 +127,17 @@ class Proposals:
                 f"version = version + 1 WHERE repository = ? AND issue_number = ? AND version = ? "
                 f"AND (status NOT IN ({ended}) OR ? IN ({ended}))",
                 (
-                    proposal.status,
+                    Status(proposal.status).value,
                     proposal.pr_number,
-                    proposal.waiting_sha if proposal.status.startswith("awaiting") else None,
+                    proposal.waiting_sha if Status(proposal.status) in WAITING else None,
                     json.dumps({**proposal.to_json(), "version": proposal.version + 1}),
                     now,
                     proposal.repository,
                     proposal.issue,
                     proposal.version,
-                    *ENDED,
-                    proposal.status,
-                    *ENDED,
+                    *_ENDED_VALUES,
+                    Status(proposal.status).value,
+                    *_ENDED_VALUES,
                 ),
             )
         )

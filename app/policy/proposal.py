@@ -5,7 +5,9 @@ awaiting_fix_ci (the fix is pushed; CI must pass) → auditing → ready. Other 
 (the test passed without the fix), unverified (no CI, or CI never finished), handed_over (the revise
 rounds are spent), failed (nothing was pushed: a guardrail or an edit refused it), and closed or
 merged. Every step is decided here from data; the flows (`app.flows.propose`, `verify`, `revise`,
-`gate`) carry the decisions out.
+`gate`) carry the decisions out. The statuses are `Status`; `TRANSITIONS` is every move between
+them, and `Proposal.move` the only way a flow changes one (a move not in the table is a bug, and
+raises rather than being written).
 """
 
 from __future__ import annotations
@@ -13,30 +15,92 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
+from app.errors import PermanentError
 from app.policy import render
 from app.policy.audit import CATEGORY_ORDER, file_categories, primary_category
 from app.policy.markdown import neutral
 
 Complexity = Literal["low", "medium", "high"]
 BRANCH_PREFIX = "autopack/issue-"
+
+
+class Status(StrEnum):
+    """Where a proposal is. The record stores the value; `TRANSITIONS` says where each may go."""
+
+    BUILDING = "building"  # the builder is writing the change set; nothing is pushed yet
+    AWAITING_TEST_CI = "awaiting_test_ci"  # the tests-only commit is pushed: CI must fail
+    AWAITING_FIX_CI = "awaiting_fix_ci"  # the fix is pushed: CI must pass
+    AUDITING = "auditing"  # verified; the audit is running
+    READY = "ready"  # verified and audited: a maintainer reviews it
+    NOT_REPRODUCED = "not_reproduced"  # the new test passed without the fix
+    UNVERIFIED = "unverified"  # no CI, or CI that never finished
+    HANDED_OVER = "handed_over"  # the revise rounds are spent: a human decides
+    REVISING = "revising"  # a revision is queued (CI, the audit or a review asked for one)
+    FAILED = "failed"  # nothing was pushed: a guardrail or an edit refused it
+    SHADOW = "shadow"  # shadow mode: built and audited, never pushed
+    CLOSED = "closed"  # the pull request was closed or the proposal rejected
+    MERGED = "merged"
+
+
 OPEN = frozenset(
     {
-        "building",
-        "awaiting_test_ci",
-        "awaiting_fix_ci",
-        "auditing",
-        "ready",
-        "not_reproduced",
-        "unverified",
-        "handed_over",
-        "revising",
+        Status.BUILDING,
+        Status.AWAITING_TEST_CI,
+        Status.AWAITING_FIX_CI,
+        Status.AUDITING,
+        Status.READY,
+        Status.NOT_REPRODUCED,
+        Status.UNVERIFIED,
+        Status.HANDED_OVER,
+        Status.REVISING,
     }
 )
-WAITING = frozenset({"awaiting_test_ci", "awaiting_fix_ci"})
+WAITING = frozenset({Status.AWAITING_TEST_CI, Status.AWAITING_FIX_CI})
 # Where a human's approval may lead to a merge (the gate decides): the head is not about to move.
-GATED = frozenset({"ready", "unverified", "not_reproduced", "handed_over"})
+GATED = frozenset({Status.READY, Status.UNVERIFIED, Status.NOT_REPRODUCED, Status.HANDED_OVER})
+# Never written back to an open state (the store refuses it); a new proposal may replace them.
+ENDED = frozenset({Status.MERGED, Status.CLOSED})
+
+# Every move a flow makes, by the status it leaves. Besides these, a status may always stay as it is
+# (a revision pushes a new commit to wait for; a spent revise round hands over what is handed over).
+_HUMAN = frozenset({Status.CLOSED, Status.MERGED})  # a maintainer closes or merges the PR at any time
+_REVISED = frozenset({Status.AWAITING_TEST_CI, Status.AWAITING_FIX_CI, Status.HANDED_OVER})
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # flows.propose: pushed and waiting for CI, refused, or kept in shadow mode
+    Status.BUILDING: frozenset({Status.AWAITING_TEST_CI, Status.FAILED, Status.SHADOW}) | _HUMAN,
+    # flows.verify (policy.next_step): the test failed as it must, passed (not reproduced), no CI
+    Status.AWAITING_TEST_CI: frozenset({Status.AWAITING_FIX_CI, Status.NOT_REPRODUCED, Status.UNVERIFIED})
+    | _REVISED
+    | _HUMAN,
+    # flows.verify: verified (audit next), no CI on the fix, failed with rounds left or spent
+    Status.AWAITING_FIX_CI: frozenset({Status.AUDITING, Status.UNVERIFIED, Status.REVISING})
+    | _REVISED
+    | _HUMAN,
+    # flows.verify after the audit: ready, or blocked (revise, or hand over when rounds are spent)
+    Status.AUDITING: frozenset({Status.READY, Status.REVISING}) | _REVISED | _HUMAN,
+    # flows.revise (a command, a review, CI or the audit asked): a new commit to verify, or handed over
+    Status.READY: _REVISED | _HUMAN,
+    Status.NOT_REPRODUCED: _REVISED | _HUMAN,
+    Status.UNVERIFIED: _REVISED | _HUMAN,
+    Status.HANDED_OVER: _REVISED | _HUMAN,
+    Status.REVISING: _REVISED | _HUMAN,
+    # inbox.proposals.start: a new proposal replaces an ended record (never an open one)
+    Status.FAILED: frozenset({Status.BUILDING}),
+    Status.SHADOW: frozenset({Status.BUILDING}),
+    Status.CLOSED: frozenset({Status.BUILDING}),
+    Status.MERGED: frozenset({Status.BUILDING}),
+}
+
+
+class InvalidTransition(PermanentError):
+    """A flow asked for a move `TRANSITIONS` does not have: a bug, which retrying would repeat."""
+
+
+def may_move(current: Status, to: Status) -> bool:
+    return to == current or to in TRANSITIONS[current]
 
 
 def branch_for(issue: int) -> str:
@@ -86,11 +150,21 @@ class Usage:
 
 
 @dataclass
+class FileChange:
+    """One file of the change set, as both commits are built from it."""
+
+    base: str | None  # its text on the base commit (None: a new file)
+    current: str | None  # its proposed text (None: deleted)
+    part: Literal["test", "fix"]  # the tests-only commit's, or the fix's
+    mode: str = "100644"  # its git mode
+
+
+@dataclass
 class Proposal:
     repository: str
     issue: int
     installation_id: int
-    status: str = "building"
+    status: Status = Status.BUILDING
     base_branch: str = "main"
     base_sha: str = ""
     base_tree: str = ""
@@ -115,7 +189,7 @@ class Proposal:
     complexity: Complexity = "medium"
     risk_notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # new dependencies, install hooks
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # path → {base, current, part, mode}
+    files: dict[str, FileChange] = field(default_factory=dict)  # path → its change
     context: dict[str, str] = field(default_factory=dict)  # path sent to the builder → why it was chosen
     left_out: list[str] = field(default_factory=list)
     framework: str = "unknown"
@@ -128,9 +202,20 @@ class Proposal:
     version: int = 0  # the database row's version when read (compare-and-set on save)
     base_failing: list[str] | None = None  # checks red on the base commit: no evidence (None: not read)
 
+    def __post_init__(self) -> None:
+        # The record (JSON) and callers may give plain values: an unknown status fails here.
+        self.status = Status(self.status)
+        self.files = {p: f if isinstance(f, FileChange) else FileChange(**f) for p, f in self.files.items()}
+
     @property
     def branch(self) -> str:
         return branch_for(self.issue)
+
+    def move(self, to: Status) -> None:
+        """Change the status along an edge of `TRANSITIONS` (InvalidTransition otherwise)."""
+        if not may_move(self.status, to):
+            raise InvalidTransition(f"a proposal cannot go from {self.status} to {to}")
+        self.status = to
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,7 +259,7 @@ def eligible(
         return Eligibility(False, "This issue is closed.")
     if not triaged:
         return Eligibility(False, "This issue has not been triaged yet: run `/autopack triage` first.")
-    if existing is not None and existing.status == "building":
+    if existing is not None and existing.status == Status.BUILDING:
         return Eligibility(
             False,
             "A proposal for this issue is being written; if its job failed, `/autopack retry` resumes it.",
@@ -324,7 +409,7 @@ Step = Literal[
 def next_step(proposal: Proposal, sha: str, outcome: str, trigger: Trigger, *, max_rounds: int) -> Step:
     if proposal.status not in WAITING or proposal.waiting_sha != sha:
         return "stale"
-    phase_test = proposal.status == "awaiting_test_ci"
+    phase_test = proposal.status == Status.AWAITING_TEST_CI
     if outcome == "failed":
         if phase_test:
             return "push_fix"
@@ -384,7 +469,7 @@ def verification_section(proposal: Proposal) -> list[str]:
         names = ", ".join(f"`{neutral(n)[:80]}`" for n in proposal.base_failing[:10])
         lines.append(f"- red on `{proposal.base_branch}` before this change too, so not evidence: {names}")
     summary = _OUTCOME_TEXT.get(
-        "verified" if proposal.status in ("auditing", "ready") else proposal.status,
+        "verified" if proposal.status in (Status.AUDITING, Status.READY) else proposal.status.value,
     )
     if summary:
         lines += ["", summary]
@@ -395,8 +480,8 @@ def verification_section(proposal: Proposal) -> list[str]:
 
 def render_body(proposal: Proposal) -> str:
     """The PR body, rendered from the record every time (never appended to)."""
-    test_files = [p for p, f in sorted(proposal.files.items()) if f.get("part") == "test"]
-    fix_files = [p for p, f in sorted(proposal.files.items()) if f.get("part") == "fix"]
+    test_files = [p for p, f in sorted(proposal.files.items()) if f.part == "test"]
+    fix_files = [p for p, f in sorted(proposal.files.items()) if f.part == "fix"]
     lines = [
         f"Proposed by Autopack for #{proposal.issue}. **Draft until verified by CI and reviewed.**",
         "",
@@ -413,7 +498,7 @@ def render_body(proposal: Proposal) -> str:
         *[f"- test: {render.code(p, limit=300)}" for p in test_files],
         *[
             f"- fix: {render.code(p, limit=300)}"
-            + (" (deleted)" if proposal.files[p]["current"] is None else "")
+            + (" (deleted)" if proposal.files[p].current is None else "")
             for p in fix_files
         ],
         "",
@@ -423,7 +508,7 @@ def render_body(proposal: Proposal) -> str:
         lines += ["", "## Risk notes", ""]
         lines += [f"- ⚠️ {neutral(flag)}" for flag in proposal.flags]
         lines += [f"- {neutral(note)}" for note in proposal.risk_notes]
-    if len(proposal.rounds) > 1 or proposal.status == "handed_over":
+    if len(proposal.rounds) > 1 or proposal.status == Status.HANDED_OVER:
         lines += ["", "## Rounds", ""]
         lines += [
             f"{r.number}. {r.trigger}: {neutral(r.summary)[:300]}" + (f" → {r.outcome}" if r.outcome else "")
@@ -449,27 +534,28 @@ def issue_comment(proposal: Proposal) -> str:
     """The one comment on the feedback issue about its proposal, edited as the proposal moves."""
     pr = f"#{proposal.pr_number}" if proposal.pr_number else "a pull request"
     text = {
-        "building": "Autopack is writing a proposal for this issue.",
-        "awaiting_test_ci": f"Autopack opened {pr} (draft) and is verifying it with this repository's CI.",
-        "awaiting_fix_ci": f"Autopack's test in {pr} reproduced the problem; CI is checking the fix.",
-        "auditing": f"{pr} passed verification; the audit is running.",
-        "ready": f"{pr} is verified (its new test failed before the fix and passes after it), audited "
+        Status.BUILDING: "Autopack is writing a proposal for this issue.",
+        Status.AWAITING_TEST_CI: f"Autopack opened {pr} (draft) and is verifying it with this "
+        "repository's CI.",
+        Status.AWAITING_FIX_CI: f"Autopack's test in {pr} reproduced the problem; CI is checking the fix.",
+        Status.AUDITING: f"{pr} passed verification; the audit is running.",
+        Status.READY: f"{pr} is verified (its new test failed before the fix and passes after it), audited "
         "and ready for review.",
-        "not_reproduced": f"The test in {pr} passed without any fix, so this improvement may not be "
+        Status.NOT_REPRODUCED: f"The test in {pr} passed without any fix, so this improvement may not be "
         "needed as reported. The pull request stays a draft; a maintainer can close it or ask for "
         "`/autopack revise <instructions>`.",
-        "unverified": f"{pr} could not be verified: CI gave no result in time. It stays a draft.",
-        "handed_over": f"Autopack handed {pr} over to the maintainers after {proposal.round} "
+        Status.UNVERIFIED: f"{pr} could not be verified: CI gave no result in time. It stays a draft.",
+        Status.HANDED_OVER: f"Autopack handed {pr} over to the maintainers after {proposal.round} "
         f"round{'s' if proposal.round != 1 else ''}; what it tried is listed in the pull request.",
-        "failed": "Autopack could not make a proposal for this issue.",
-        "merged": f"{pr} was approved and merged"
+        Status.FAILED: "Autopack could not make a proposal for this issue.",
+        Status.MERGED: f"{pr} was approved and merged"
         + (f" as `{proposal.merge_sha[:7]}`" if proposal.merge_sha else "")
         + f" into `{proposal.base_branch}`: this improvement has shipped.",
-        "closed": f"{pr} was closed without merging. Autopack will not propose this again unless a "
+        Status.CLOSED: f"{pr} was closed without merging. Autopack will not propose this again unless a "
         "writer asks with `/autopack propose --force`.",
     }.get(proposal.status, f"Proposal {pr}: {proposal.status}.")
     lines = [f"**Autopack proposal:** {text}"]
-    if proposal.status in ("failed", "closed", "handed_over") and proposal.error:
+    if proposal.status in (Status.FAILED, Status.CLOSED, Status.HANDED_OVER) and proposal.error:
         lines += ["", neutral(proposal.error)]
     return "\n".join(lines)
 
