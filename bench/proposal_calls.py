@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import httpx2
 
+from app.inbox.triage_log import TriageLog
+
 httpx2.alias_httpx()  # one respx router for githubkit (httpx) and the LLM SDKs (httpx2)
 
 import asyncio  # noqa: E402
@@ -115,7 +117,7 @@ async def run(revise: bool) -> tuple[Counter[str], list[tuple[str, str, int, flo
         router.post(ANTHROPIC).mock(side_effect=answering("anthropic", [verdict]))
         repo.install(router)
         await harness.github.bot_login()
-        await harness.inbox.record_triage(REPO, 7, "reporter", "h", "body", 1, ANALYSIS)
+        await TriageLog(harness.inbox.db).record(REPO, 7, "reporter", "h", "body", 1, ANALYSIS)
         phases: Counter[str] = Counter()
 
         async def drain(phase: str) -> None:

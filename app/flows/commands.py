@@ -308,7 +308,7 @@ async def _triage(ctx: CommandContext) -> str:
     # feedback they file, so nobody can spend the repository's budget by asking again and again.
     limit = (await ctx.flow.policy()).policy.feedback.rate_limit_per_day
     now = ctx.flow.inbox.clock()
-    times = await ctx.flow.inbox.triage_times(ctx.repo.full_name, ctx.sender, since=now - DAY)
+    times = await ctx.flow.triage_log.times(ctx.repo.full_name, ctx.sender, since=now - DAY)
     if len(times) >= limit:
         again = dt.datetime.fromtimestamp(min(times) + DAY, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         return (
@@ -349,7 +349,7 @@ async def _propose(ctx: CommandContext) -> str:
     proposals = Proposals(ctx.flow.inbox.db, clock=ctx.flow.inbox.clock)
     verdict = eligible(
         issue=issue,
-        triaged=await ctx.flow.inbox.latest_analysis(ctx.repo.full_name, ctx.number) is not None,
+        triaged=await ctx.flow.triage_log.latest_analysis(ctx.repo.full_name, ctx.number) is not None,
         rejected=await proposals.rejection(ctx.repo.full_name, ctx.number),
         existing=await proposals.get(ctx.repo.full_name, ctx.number),
         force=force,

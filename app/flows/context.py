@@ -11,8 +11,10 @@ from app.github import policy_loader
 from app.github.client import DryRunTransport, GitHubApp
 from app.github.policy_loader import LoadedPolicy, PolicyLoader
 from app.github.repo import RepoClient
+from app.inbox.installations import Installations
 from app.inbox.models import Job
 from app.inbox.store import Inbox
+from app.inbox.triage_log import TriageLog
 from app.llm.config import Complexity
 from app.llm.router import Role
 from app.llm.service import LLM
@@ -46,6 +48,14 @@ class FlowContext:
             raise RuntimeError("this job has no installation or repository to act on")
         client = self.github.installation(self.installation_id, self.repository, transport=self.shadow)
         return RepoClient(client, self.repository, self.github.bot_login)
+
+    @property
+    def triage_log(self) -> TriageLog:
+        return TriageLog(self.inbox.db, clock=self.inbox.clock)
+
+    @property
+    def installations(self) -> Installations:
+        return Installations(self.inbox.db, clock=self.inbox.clock)
 
     def llm_has(self, task: str, role: Role, complexity: Complexity, category: str) -> bool:
         """Whether the routing names a model for this role (a secondary auditor is optional)."""

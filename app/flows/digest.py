@@ -24,6 +24,7 @@ from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
+from app.inbox.installations import Installations
 from app.inbox.shadow import ShadowDecisions
 from app.inbox.store import Inbox
 from app.llm.ledger import BudgetExceeded, CallMeta, Ledger
@@ -65,7 +66,7 @@ async def schedule_all(inbox: Inbox) -> int:
     """Every installed repository's next digest; returns how many repositories were looked at."""
     now = inbox.clock()
     count = 0
-    for installation in await inbox.installations():
+    for installation in await Installations(inbox.db).all():
         if installation.get("suspended_at"):
             continue
         for repository in installation.get("repositories") or []:
@@ -168,7 +169,7 @@ async def _records(ctx: FlowContext, repo: RepoClient, rules: RepoPolicy) -> dic
     records: dict[int, policy.Record] = {}
     for issue in await git.feedback_issues(repo, rules.feedback.label):
         number = int(issue["number"])
-        analysis = await ctx.inbox.latest_analysis(repo.full_name, number)
+        analysis = await ctx.triage_log.latest_analysis(repo.full_name, number)
         if analysis is None:
             continue
         records[number] = policy.Record(

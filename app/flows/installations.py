@@ -23,14 +23,14 @@ async def handle(ctx: FlowContext) -> None:
     account = installation.get("account") or {}
     login = str(account.get("login") or account.get("slug") or "")
     if ctx.event_name == "installation" and ctx.action == "deleted":
-        await ctx.inbox.delete_installation(inst_id)
+        await ctx.installations.delete(inst_id)
         ctx.log.info("installation forgotten", installation=inst_id, account=login)
         return
     suspended = ctx.action == "suspend" or (
         ctx.action != "unsuspend" and installation.get("suspended_at") is not None
     )
     repositories = _repos(ctx.payload.get("repositories")) if ctx.action == "created" else None
-    await ctx.inbox.upsert_installation(
+    await ctx.installations.upsert(
         inst_id,
         login,
         account.get("type"),
@@ -41,7 +41,7 @@ async def handle(ctx: FlowContext) -> None:
     if ctx.event_name == "installation_repositories":
         added = _repos(ctx.payload.get("repositories_added"))
         removed = [r for r, _ in _repos(ctx.payload.get("repositories_removed"))]
-        await ctx.inbox.change_repositories(inst_id, added, removed)
+        await ctx.installations.change_repositories(inst_id, added, removed)
     if not suspended:
         await schedule_all(ctx.inbox)  # new repositories get their weekly digest
     ctx.log.info("installation recorded", installation=inst_id, account=login, action=ctx.action)

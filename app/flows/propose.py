@@ -52,7 +52,7 @@ async def handle(ctx: FlowContext) -> None:
     if existing is not None and existing.status == policy.Status.BUILDING:
         proposal = existing  # an earlier attempt of this job: go on from its record
     else:
-        analysis = await ctx.inbox.latest_analysis(repo.full_name, number)
+        analysis = await ctx.triage_log.latest_analysis(repo.full_name, number)
         verdict = policy.eligible(
             issue=issue,
             triaged=analysis is not None,
@@ -119,7 +119,7 @@ def _area_globs(rules: RepoPolicy, area: str) -> list[str]:
 async def _build(
     ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, issue: dict[str, Any], rules: RepoPolicy
 ) -> None:
-    analysis = await ctx.inbox.latest_analysis(repo.full_name, proposal.issue) or {}
+    analysis = await ctx.triage_log.latest_analysis(repo.full_name, proposal.issue) or {}
     gathered = await gather(
         repo,
         proposal,

@@ -31,11 +31,9 @@ async def handle(ctx: FlowContext) -> None:
     repo = await ctx.repo()
     number = int(issue["number"])
     author = str((issue.get("user") or {}).get("login") or "")
-    last, today = await ctx.inbox.triage_history(
-        repo.full_name, number, author, since=ctx.inbox.clock() - DAY
-    )
+    last, today = await ctx.triage_log.history(repo.full_name, number, author, since=ctx.inbox.clock() - DAY)
     if by_author:  # every run counts against the author's daily limit, re-triages included
-        today = len(await ctx.inbox.triage_times(repo.full_name, author, since=ctx.inbox.clock() - DAY))
+        today = len(await ctx.triage_log.times(repo.full_name, author, since=ctx.inbox.clock() - DAY))
     history = triage.History(last["body_hash"] if last else None, last["body"] if last else None, today)
     verdict = triage.screen(
         issue,
@@ -87,7 +85,7 @@ async def handle(ctx: FlowContext) -> None:
     duplicates = list(getattr(analysis, "duplicates", []))
     if duplicates and policy.feedback.close_duplicates:
         await repo.close_as_duplicate(number)
-    await ctx.inbox.record_triage(
+    await ctx.triage_log.record(
         repo.full_name,
         number,
         author,

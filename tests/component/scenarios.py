@@ -14,6 +14,7 @@ from typing import Any
 import respx
 
 from app.inbox.proposals import Proposals
+from app.inbox.triage_log import TriageLog
 from app.policy.proposal import Proposal
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
@@ -145,7 +146,7 @@ def ci_run(
 
 
 async def triaged(harness: Harness, analysis: dict[str, Any] | None = None) -> None:
-    await harness.inbox.record_triage(REPO, 7, "reporter", "h", "body", 1, analysis or ANALYSIS)
+    await TriageLog(harness.inbox.db).record(REPO, 7, "reporter", "h", "body", 1, analysis or ANALYSIS)
 
 
 async def proposal(harness: Harness) -> Proposal:

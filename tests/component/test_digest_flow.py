@@ -15,8 +15,10 @@ import pytest
 import respx
 
 from app.flows.digest import schedule_all
+from app.inbox.installations import Installations
 from app.inbox.proposals import Proposals
 from app.inbox.shadow import ShadowDecisions
+from app.inbox.triage_log import TriageLog
 from tests.component.harness import Harness
 from tests.component.llm_mock import ANTHROPIC, OPENAI, anthropic_answer, openai_answer
 from tests.fake_github import FakeGitHub
@@ -71,7 +73,9 @@ def github() -> Iterator[tuple[FakeGitHub, respx.MockRouter]]:
 
 async def triaged(harness: Harness) -> None:
     for number, severity, area in ((7, "high", "storage"), (8, "medium", "storage"), (9, "low", "ui")):
-        await harness.inbox.record_triage(REPO, number, "r", f"h{number}", "b", 1, analysis(severity, area))
+        await TriageLog(harness.inbox.db).record(
+            REPO, number, "r", f"h{number}", "b", 1, analysis(severity, area)
+        )
 
 
 def answer(router: respx.MockRouter, *answers: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,7 +115,7 @@ async def test_schedule_is_created_once_and_runs_once_under_two_workers_and_a_re
     repo, router = github
     await triaged(harness)
     answer(router, clusters(cluster("Saving under locks", [7, 8], 4), cluster("Dark mode", [9], 2, "ui")))
-    await harness.inbox.upsert_installation(
+    await Installations(harness.inbox.db).upsert(
         4242, "octo-org", "Organization", "Organization", repositories=[(1, REPO)]
     )
     await schedule_all(harness.inbox)

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from app.inbox.installations import Installations
 from app.inbox.models import NewDelivery
 from app.inbox.store import Inbox
+from app.inbox.triage_log import TriageLog
 
 
 class Clock:
@@ -222,14 +224,14 @@ async def test_stats(inbox: Inbox) -> None:
 
 
 async def test_installations(inbox: Inbox) -> None:
-    await inbox.upsert_installation(
+    await Installations(inbox.db).upsert(
         1, "octo-org", "Organization", "Organization", repositories=[(10, "octo-org/a")]
     )
-    await inbox.change_repositories(1, added=[(11, "octo-org/b")], removed=[10])
-    (inst,) = await inbox.installations()
+    await Installations(inbox.db).change_repositories(1, added=[(11, "octo-org/b")], removed=[10])
+    (inst,) = await Installations(inbox.db).all()
     assert inst["repositories"] == ["octo-org/b"]
-    await inbox.delete_installation(1)
-    assert await inbox.installations() == []
+    await Installations(inbox.db).delete(1)
+    assert await Installations(inbox.db).all() == []
 
 
 async def test_a_failing_operation_in_a_batch_undoes_only_itself(tmp_path: Path) -> None:
@@ -310,7 +312,7 @@ async def test_proposals_one_open_per_issue_and_rejections(inbox: Inbox) -> None
 
 
 async def test_triage_analysis_is_kept_for_proposals(inbox: Inbox) -> None:
-    assert await inbox.latest_analysis("o/r", 7) is None
-    await inbox.record_triage("o/r", 7, "a", "h1", "b", 1)  # an old triage without an analysis
-    await inbox.record_triage("o/r", 7, "a", "h2", "b", 1, {"area": "app", "warranted": True})
-    assert await inbox.latest_analysis("o/r", 7) == {"area": "app", "warranted": True}
+    assert await TriageLog(inbox.db).latest_analysis("o/r", 7) is None
+    await TriageLog(inbox.db).record("o/r", 7, "a", "h1", "b", 1)  # an old triage without an analysis
+    await TriageLog(inbox.db).record("o/r", 7, "a", "h2", "b", 1, {"area": "app", "warranted": True})
+    assert await TriageLog(inbox.db).latest_analysis("o/r", 7) == {"area": "app", "warranted": True}

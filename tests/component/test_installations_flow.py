@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.inbox.installations import Installations
 from tests.component.harness import Harness
 from tests.support import payload
 
@@ -10,7 +11,7 @@ async def test_created_then_repositories_changed_then_deleted(harness: Harness) 
     created = payload("installation", "created.payload.json")
     await harness.deliver("installation", created)
     await harness.run_next()
-    (inst,) = await harness.inbox.installations()
+    (inst,) = await Installations(harness.inbox.db).all()
     assert (inst["id"], inst["account_login"]) == (957387, "Codertocat")
     assert inst["repositories"] == sorted(r["full_name"] for r in created["repositories"])
 
@@ -25,7 +26,7 @@ async def test_created_then_repositories_changed_then_deleted(harness: Harness) 
     changed.pop("repositories")
     await harness.deliver("installation_repositories", changed)
     await harness.run_next()
-    (inst,) = await harness.inbox.installations()
+    (inst,) = await Installations(harness.inbox.db).all()
     assert "Codertocat/new-repo" in inst["repositories"]
     assert created["repositories"][0]["full_name"] not in inst["repositories"]
 
@@ -33,7 +34,7 @@ async def test_created_then_repositories_changed_then_deleted(harness: Harness) 
     deleted["installation"]["id"] = 957387
     await harness.deliver("installation", deleted)
     await harness.run_next()
-    assert await harness.inbox.installations() == []
+    assert await Installations(harness.inbox.db).all() == []
 
 
 async def test_suspend_is_recorded(harness: Harness) -> None:
@@ -43,5 +44,5 @@ async def test_suspend_is_recorded(harness: Harness) -> None:
     data["installation"]["suspended_by"] = data["sender"]
     await harness.deliver("installation", data)
     await harness.run_next()
-    (inst,) = await harness.inbox.installations()
+    (inst,) = await Installations(harness.inbox.db).all()
     assert inst["suspended_at"] is not None
