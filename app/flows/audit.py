@@ -12,6 +12,7 @@ with batched annotations.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from githubkit.exception import RequestFailed
@@ -26,12 +27,12 @@ from app.inbox.dismissals import Dismissals
 from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
 from app.llm.router import Role
-from app.llm.service import TASK_INPUT_BUDGET, Answer
+from app.llm.service import TASK_INPUT_BUDGET
 from app.llm.tokens import counter_for
 from app.metrics import AUDITS
-from app.policy import audit, dismissals, hidden_text
+from app.policy import audit, dismissals
+from app.policy.audit_report import AuditReport, Change, Opinion, Scope, assess
 from app.policy.diff import FileDiff, fit, from_api
-from app.policy.markdown import neutral
 from app.policy.proposal import issue_of_branch
 from app.policy.repo_policy import RepoPolicy
 
@@ -50,25 +51,11 @@ def accepts(payload: dict[str, Any]) -> bool:
 
 async def handle(ctx: FlowContext) -> None:
     repo = await ctx.repo()
-    forced = bool(ctx.payload.get("forced"))
     pr = ctx.payload.get("pull_request") or await repo.pull(int(ctx.payload["number"]))
-    number = int(pr["number"])
-    policy = (await ctx.policy()).policy
-    if not forced:
-        user = pr.get("user") or {}
-        skip = audit.unasked_skip(
-            policy.audit.auto if policy.audit.enabled else "off",
-            author=str(user.get("login") or ""),
-            author_type=str(user.get("type") or ""),
-            own_bot=await repo.bot_login(),
-            bot_authors=policy.audit.bot_authors,
-            dependabot_flow=policy.dependabot.enabled,
-        )
-        if skip is not None:
-            AUDITS.labels(f"skipped_{skip}").inc()
-            ctx.log.info("audit not asked for", pr=number, reason=skip)
-            return
-    head = str(pr["head"]["sha"])
+    number, head = int(pr["number"]), str(pr["head"]["sha"])
+    rules = (await ctx.policy()).policy
+    if not ctx.payload.get("forced") and await _not_asked(ctx, repo, pr, rules):
+        return
     reported, posted = await _earlier_reviews(repo, number, head)
     reports = AuditReports(ctx.inbox.db, clock=ctx.inbox.clock)
     stored = await reports.get(repo.full_name, number, head)
@@ -80,10 +67,10 @@ async def handle(ctx: FlowContext) -> None:
     await learnings.remember(ctx, repo, dismissals.signals(threads, await repo.bot_login()))
     files = from_api(await repo.pull_files(number))
     commits = await repo.pull_commits(number)
-    report = await assess(
+    report = await audit_change(
         ctx,
         repo,
-        policy,
+        rules,
         files=files,
         head=head,
         title=str(pr.get("title") or ""),
@@ -91,22 +78,35 @@ async def handle(ctx: FlowContext) -> None:
         commit_messages=[str((c.get("commit") or {}).get("message") or "") for c in commits],
         reported=reported,
     )
-    report["resolve"] = dismissals.no_longer_apply(threads, await repo.bot_login(), set(report["prints"]))
+    gone = dismissals.no_longer_apply(threads, await repo.bot_login(), set(report.prints))
+    report = replace(report, resolve=tuple(gone))
     await reports.put(repo.full_name, number, head, report)  # before anything is posted
-    if report["review"]:
+    if report.review:
         await _post_review(ctx, repo, number, head, report)
     await _post_check(repo, head, report)
-    await _resolve_threads(repo, list(report["resolve"]))
-    AUDITS.labels(report["verdict"]).inc()
+    await _resolve_threads(repo, list(report.resolve))
+    AUDITS.labels(report.verdict).inc()
     ctx.log.info(
-        "audited",
-        pr=number,
-        head=head,
-        verdict=report["verdict"],
-        title=report["title"],
-        review=report["review"],
+        "audited", pr=number, head=head, verdict=report.verdict, title=report.title, review=report.review
     )
-    await _report_to_proposal(ctx, pr, head, str(report["verdict"]), list(report["findings"]))
+    await _report_to_proposal(ctx, pr, head, report.verdict, list(report.findings))
+
+
+async def _not_asked(ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], rules: RepoPolicy) -> bool:
+    """A pull request nobody asked to audit (`audit.auto` and its author decide): counted, logged."""
+    user = pr.get("user") or {}
+    skip = audit.unasked_skip(
+        rules.audit.auto if rules.audit.enabled else "off",
+        author=str(user.get("login") or ""),
+        author_type=str(user.get("type") or ""),
+        own_bot=await repo.bot_login(),
+        bot_authors=rules.audit.bot_authors,
+        dependabot_flow=rules.dependabot.enabled,
+    )
+    if skip is not None:
+        AUDITS.labels(f"skipped_{skip}").inc()
+        ctx.log.info("audit not asked for", pr=pr["number"], reason=skip)
+    return skip is not None
 
 
 async def _resolve_threads(repo: RepoClient, thread_ids: list[str]) -> None:
@@ -141,10 +141,10 @@ async def reported_prints(repo: RepoClient, number: int) -> set[str]:
     return (await _earlier_reviews(repo, number, ""))[0]
 
 
-async def assess(
+async def audit_change(
     ctx: FlowContext,
     repo: RepoClient,
-    policy: RepoPolicy,
+    rules: RepoPolicy,
     *,
     files: list[FileDiff],
     head: str,
@@ -152,16 +152,12 @@ async def assess(
     body: str,
     commit_messages: list[str],
     reported: set[str],
-) -> dict[str, Any]:
-    """The audit of a change: categories, risk, the routed auditor(s), code-found findings, floors
-    and placement, as a report to post (review and check run) or to act on before a push."""
-    extra: dict[str, list[str]] = {str(k): list(v) for k, v in policy.audit.categories.items()}
+) -> AuditReport:
+    """Ask the routed auditor (and the secondary one where the routing names it) about a change,
+    and let `policy.audit_report.assess` decide the report to post or to act on before a push."""
+    extra: dict[str, list[str]] = {str(k): list(v) for k, v in rules.audit.categories.items()}
     known = await Dismissals(ctx.inbox.db).all(repo.full_name)
-    dismissed = {d.fingerprint for d in known}
-    found = audit.categories(files, extra)
-    level = audit.complexity(files, found)
-    score = audit.risk(files, found)
-    category = audit.primary_category(found)
+    scope = Scope.of(files, extra)
     fitted = fit(
         files,
         budget_tokens=TASK_INPUT_BUDGET["audit"] - PROMPT_OVERHEAD,
@@ -178,11 +174,10 @@ async def assess(
         # Kinds of findings this repository's writers dismissed: bounded, and data like the rest.
         Section("dismissed_before", dismissals.for_prompt([(d.title, d.path, d.reason) for d in known])),
     ]
-
-    answers: list[tuple[str, Answer[audit.AuditAnswer]]] = []
+    opinions: list[Opinion] = []
     roles: tuple[Role, ...] = ("auditor", "secondary_auditor")
     for role in roles:
-        if role == "secondary_auditor" and not ctx.llm_has("audit", role, level, category):
+        if role == "secondary_auditor" and not ctx.llm_has("audit", role, scope.level, scope.category):
             continue
         assert ctx.llm is not None
         answer = await ctx.llm.ask(
@@ -190,87 +185,30 @@ async def assess(
             template="audit",
             sections=sections,
             call=CallMeta(
-                ctx.installation_id, repo.full_name, "audit", role, category, ctx.job.id, ctx.delivery_id
+                ctx.installation_id,
+                repo.full_name,
+                "audit",
+                role,
+                scope.category,
+                ctx.job.id,
+                ctx.delivery_id,
             ),
             role=role,
-            complexity=level,
+            complexity=scope.level,
             values={"repository": repo.full_name},
             max_output=4_000,
         )
-        answers.append((role, answer))
-
-    verdict, disagreement = audit.consensus(
-        answers[0][1].value.verdict, answers[1][1].value.verdict if len(answers) > 1 else None
-    )
-    floors = audit.Floors(
-        policy.audit.min_severity, policy.audit.min_confidence, policy.audit.max_line_comments
-    )
-    # Found by code, so no model can be talked out of them: instructions aimed at the reviewer, and
-    # text a reviewer cannot see as it is (bidi controls, invisible characters, homoglyphs).
-    instructions = [*audit.reviewer_instructions(files), *hidden_text.findings(files)]
-    if instructions and verdict == "approve":
-        # The change tries to steer or deceive its reviewer: whatever a model concluded, no approval.
-        verdict = "comment"
-    by_print: dict[str, audit.Finding] = {}
-    for finding in [*instructions, *(f for _, a in answers for f in a.value.findings)]:
-        by_print.setdefault(audit.fingerprint(finding), finding)
-    prints = {
-        key: dismissals.dismissal_print(
-            f.title, f.path, dismissals.snippet(f.path, f.start_line, f.end_line, files)
-        )
-        for key, f in by_print.items()
-    }
-    over_floors = audit.keep(list(by_print.values()), floors)
-    kept = [f for f in over_floors if prints[audit.fingerprint(f)] not in dismissed]
-    left_out = (len(by_print) - len(over_floors), len(over_floors) - len(kept))
-    fresh = audit.new_findings(kept, reported)
-    placed = audit.place(fresh, files, floors)
-
-    reported_now = ",".join(sorted({*reported, *map(audit.fingerprint, fresh)}))
-    marker = f"<!-- autopack:audit:{head} fp={reported_now} v={verdict} -->"
-
-    def summary_of(shown: audit.Placement) -> str:
-        return _summary(
-            head,
-            verdict,
-            disagreement,
-            score,
-            found,
-            level,
-            answers,
-            shown,
-            fitted.omitted,
-            fitted.summarised,
-            len(kept) - len(fresh),
-            left_out,
-        )
-
-    summary = summary_of(placed)
-    report: dict[str, Any] = {
-        "verdict": verdict,
-        "review": audit.speaks(verdict, fresh=len(fresh)),
-        "marker": marker,
-        "summary": summary,
-        "comments": [_line_comment(f, prints[audit.fingerprint(f)]) for f in placed.line_comments],
-        "prints": sorted(set(prints.values())),  # every finding found, dismissed or under the floors
-        # GitHub may place a line differently than our reading of the diff: then nothing is lost,
-        # the findings go into the summary instead.
-        "summary_without_comments": summary_of(
-            audit.Placement((), (*placed.line_comments, *placed.in_summary))
+        tokens = answer.input_tokens + answer.output_tokens
+        opinions.append(Opinion(role, answer.model, answer.value, tokens, answer.cost, answer.notes))
+    return assess(
+        Change(head, files, scope, fitted.omitted, fitted.summarised),
+        opinions,
+        floors=audit.Floors(
+            rules.audit.min_severity, rules.audit.min_confidence, rules.audit.max_line_comments
         ),
-        "title": f"{verdict}: risk {score.score}/100, {len(fresh)} finding{'s' if len(fresh) != 1 else ''}",
-        "annotations": [a for batch in audit.annotation_batches(list(fresh)) for a in batch],
-        "usage": {
-            "tokens": sum(a.input_tokens + a.output_tokens for _, a in answers),
-            "cost": sum(a.cost for _, a in answers),
-        },
-        "findings": [
-            f"{f.severity} {f.path}:{f.start_line}-{f.end_line} {f.title}: {f.explanation}"[:600]
-            for f in kept
-            if audit.SEVERITY_RANK[f.severity] >= audit.SEVERITY_RANK["medium"]
-        ],
-    }
-    return report
+        dismissed={d.fingerprint for d in known},
+        reported=reported,
+    )
 
 
 async def _complete(
@@ -279,7 +217,7 @@ async def _complete(
     pr: dict[str, Any],
     head: str,
     posted: dict[str, Any] | None,
-    stored: dict[str, Any] | None,
+    stored: AuditReport | None,
 ) -> None:
     """This head was audited (its report is stored, or its review exists): post whatever of the
     review and the check run is missing, never a second review. Done only when both exist."""
@@ -289,50 +227,52 @@ async def _complete(
         body = str(posted.get("body") or "")
         match = _MARKER.search(body)
         verdict = (match["verdict"] if match else None) or "comment"
-        stored = {
-            "verdict": verdict,
-            "marker": match[0] if match else "",
-            "summary": _MARKER.sub("", body).strip(),
-            "comments": [],
-            "title": f"{verdict}: see the review",
-            "annotations": [],
-            "findings": [],
-        }
+        stored = AuditReport(
+            verdict=verdict,
+            review=True,
+            marker=match[0] if match else "",
+            summary=_MARKER.sub("", body).strip(),
+            comments=(),
+            prints=(),
+            summary_without_comments="",
+            title=f"{verdict}: see the review",
+            annotations=(),
+            findings=(),
+        )
     missing = []
-    if posted is None and stored.get("review", True):  # a quiet audit has no review to complete
+    if posted is None and stored.review:  # a quiet audit has no review to complete
         missing.append("review")
         await _post_review(ctx, repo, number, head, stored)
     if not await _has_check(ctx, repo, head):
         missing.append("check run")
         await _post_check(repo, head, stored)
-    await _resolve_threads(repo, list(stored.get("resolve") or []))
+    await _resolve_threads(repo, list(stored.resolve))
     AUDITS.labels("completed" if missing else "skipped_already_audited").inc()
     ctx.log.info("head already audited", pr=number, head=head, completed=missing)
-    await _report_to_proposal(ctx, pr, head, str(stored["verdict"]), list(stored.get("findings") or []))
+    await _report_to_proposal(ctx, pr, head, stored.verdict, list(stored.findings))
 
 
 async def _post_review(
-    ctx: FlowContext, repo: RepoClient, number: int, head: str, report: dict[str, Any]
+    ctx: FlowContext, repo: RepoClient, number: int, head: str, report: AuditReport
 ) -> None:
-    marker, comments = str(report["marker"]), list(report["comments"])
+    comments = list(report.comments)
     try:
-        await repo.comment_review(number, head, f"{report['summary']}\n\n{marker}", comments)
+        await repo.comment_review(number, head, f"{report.summary}\n\n{report.marker}", comments)
     except RequestFailed as exc:
         if exc.response.status_code != 422 or not comments:
             raise
         ctx.log.warning("review line comments refused; posting them in the summary", pr=number)
-        fallback = str(report.get("summary_without_comments") or report["summary"])
-        await repo.comment_review(number, head, f"{fallback}\n\n{marker}", [])
+        await repo.comment_review(number, head, f"{report.check_summary}\n\n{report.marker}", [])
 
 
-async def _post_check(repo: RepoClient, head: str, report: dict[str, Any]) -> None:
+async def _post_check(repo: RepoClient, head: str, report: AuditReport) -> None:
     await repo.report_check(
         head,
         CHECK_NAME,
-        conclusion=audit.check_conclusion(str(report["verdict"])),
-        title=str(report["title"]),
-        summary=str(report.get("summary_without_comments") or report["summary"]),
-        annotations=list(report["annotations"]),
+        conclusion=audit.check_conclusion(report.verdict),
+        title=report.title,
+        summary=report.check_summary,
+        annotations=list(report.annotations),
     )
 
 
@@ -373,77 +313,6 @@ async def _report_to_proposal(
         },
         dedupe_key=f"audit-result:{ctx.repository}#{pr['number']}:{head}",
     )
-
-
-def _line_comment(finding: audit.Finding, fp: str) -> dict[str, Any]:
-    """A finding on its lines, marked with its dismissal print (a resolved thread, a 👎 or a
-    `/autopack dismiss` reply is traced back to the finding by it)."""
-    comment: dict[str, Any] = {
-        "path": finding.path,
-        "line": finding.end_line,
-        "side": "RIGHT",
-        "body": f"{audit.comment_body(finding)}\n\n{dismissals.marker(fp)}",
-    }
-    if finding.end_line > finding.start_line:
-        comment.update(start_line=finding.start_line, start_side="RIGHT")
-    return comment
-
-
-def _summary(
-    head: str,
-    verdict: str,
-    disagreement: str | None,
-    score: audit.Risk,
-    found: tuple[str, ...],
-    level: str,
-    answers: list[tuple[str, Answer[audit.AuditAnswer]]],
-    placed: audit.Placement,
-    omitted: tuple[str, ...],
-    summarised: tuple[str, ...],
-    repeated: int,
-    left_out: tuple[int, int],
-) -> str:
-    lines = [
-        f"**Autopack audit** of `{head[:7]}`: **{verdict}** · risk **{score.score}/100** "
-        f"· complexity {level}",
-        f"Categories: {', '.join(found)}",
-    ]
-    if disagreement:
-        lines += ["", disagreement]
-    if placed.in_summary:
-        lines += ["", "Findings outside the lines this diff shows:"]
-        lines += [
-            f"- **{f.severity}** `{neutral(f.path)}:{f.start_line}` {neutral(f.title)}: "
-            f"{neutral(f.explanation)[:300]}"
-            for f in placed.in_summary
-        ]
-    if not placed.line_comments and not placed.in_summary:
-        lines += ["", "No new findings."]
-    if repeated:
-        lines += [
-            "",
-            f"{repeated} finding{'s' if repeated != 1 else ''} reported on an earlier commit still apply.",
-        ]
-    below, dismissed = left_out
-    if below or dismissed:
-        parts = [f"{below} under this repository's thresholds"] if below else []
-        if dismissed:
-            parts.append(f"{dismissed} dismissed here before (`/autopack learnings`)")
-        lines += ["", f"Left out: {' and '.join(parts)}."]
-    details = [f"- {reason}" for reason in score.reasons]
-    for role, answer in answers:
-        details.append(
-            f"- {role.replace('_', ' ')}: `{answer.model}` ({answer.value.verdict}, confidence "
-            f"{answer.value.confidence:.0%}), {answer.input_tokens + answer.output_tokens:,} tokens, "
-            f"${answer.cost:.4f}"
-        )
-        details += [f"- {note}" for note in answer.notes]
-    if omitted:
-        details.append("- not audited, to fit the budget: " + "; ".join(omitted))
-    if summarised:
-        details.append("- summarised, not sent: " + "; ".join(summarised))
-    lines += ["", "<details><summary>Risk, models and cost</summary>", "", *details, "", "</details>"]
-    return "\n".join(lines)
 
 
 FLOW = Flow(

@@ -304,12 +304,12 @@ async def audit_before_push(
     repository's CI would run them with its secrets. A blocking audit stops the proposal here with
     nothing pushed (Refused). Otherwise the report is stored under the fix commit, and the review
     and check run are posted from it once the pull request is verified (no second model call)."""
-    from app.flows.audit import assess, reported_prints  # the audit flow imports this module's users
+    from app.flows.audit import audit_change, reported_prints  # the audit flow imports this module's users
 
     assert proposal.fix_sha is not None
     files = diff.from_texts({p: (f.base, f.current) for p, f in proposal.files.items()})
     reported = await reported_prints(repo, proposal.pr_number) if proposal.pr_number else set()
-    report = await assess(
+    report = await audit_change(
         ctx,
         repo,
         rules,
@@ -320,8 +320,8 @@ async def audit_before_push(
         commit_messages=[policy.commit_message(proposal, "test"), policy.commit_message(proposal, "fix")],
         reported=reported,
     )
-    if report["verdict"] == "block":
-        findings = "\n".join(f"- {neutral(f)[:300]}" for f in report["findings"][:10]) or "- (see the audit)"
+    if report.verdict == "block":
+        findings = "\n".join(f"- {neutral(f)[:300]}" for f in report.findings[:10]) or "- (see the audit)"
         raise Refused(
             "The audit of the change blocked it before anything was pushed, so the repository's CI "
             f"never ran it:\n{findings}"

@@ -2,7 +2,7 @@
 writes disabled, and compare with what its maintainers did (`app.policy.evaluation` counts).
 
 Not a webhook flow: the CLI runs it. It goes through the same code as the flows — `triage.analyse`
-and `audit.assess` — with a GitHub client whose transport keeps every write instead of sending it
+and `audit.audit_change` — with a GitHub client whose transport keeps every write instead of sending it
 (the dry-run transport), and the configured LLM service, so the weekly budgets and the usage
 ledger apply. Before spending, it estimates the cost and asks `confirm`; `max_cost` stops it before
 a call that would go over. What it reads: issues and their comments (duplicates), merged pull
@@ -275,7 +275,7 @@ class Evaluation:
             files = files_of[number]
             commits = await repo.pull_commits(number)
             try:
-                report = await audit_flow.assess(
+                report = await audit_flow.audit_change(
                     ctx,
                     repo,
                     rules,
@@ -289,8 +289,7 @@ class Evaluation:
             except BudgetExceeded as exc:
                 stopped = f"stopped by the weekly budget after {len(evaluated)} pull requests: {exc.reason}"
                 break
-            usage = report.get("usage") or {}
-            self.spent += float(usage.get("cost") or 0)
+            self.spent += report.cost
             after = [c for c in later if _commit_date(c) > str(p["merged_at"])]
             fixes = []
             for commit in evaluation.fixes_of(number, str(p.get("title") or ""), after):
@@ -307,12 +306,12 @@ class Evaluation:
                     audit.primary_category(audit.categories(files, extra)),
                     tuple(
                         evaluation.Span(str(a["path"]), int(a["start_line"]), int(a["end_line"]))
-                        for a in report["annotations"]
+                        for a in report.annotations
                     ),
                     tuple(evaluation.human_comments(comments, bot)),
                     tuple(fixes),
-                    int(usage.get("tokens") or 0),
-                    float(usage.get("cost") or 0),
+                    report.tokens,
+                    report.cost,
                 )
             )
         report_text = evaluation.audit_report(self.repository, self.web, self.since_text, evaluated)

@@ -27,9 +27,9 @@ from app.llm.prompt import Section
 from app.llm.service import TASK_INPUT_BUDGET
 from app.llm.tokens import counter_for
 from app.metrics import PUSH_AUDITS
-from app.policy import audit, hidden_text, secrets
+from app.policy import audit, secrets
+from app.policy.audit_report import Change, CheckReport, Opinion, Scope, assess_push, secrets_check
 from app.policy.diff import FileDiff, fit, from_api
-from app.policy.markdown import neutral
 from app.policy.model_names import ModelStatus, outdated
 from app.policy.repo_policy import RepoPolicy
 
@@ -62,19 +62,35 @@ async def handle(ctx: FlowContext) -> None:
     after = str(payload["after"])
     diffs, note = await _changes(repo, payload, branch, default)
     result = secrets.scan_diffs(diffs, allow_paths=rules.push.secrets_allow_paths)
-    findings = result.findings
     extra = {str(k): list(v) for k, v in rules.audit.categories.items()}
-    found = audit.categories(diffs, extra)
-    score = audit.risk(diffs, found)
-    await _report_secrets(repo, after, result, score, rules, note)
-    PUSH_AUDITS.labels("secrets_found" if findings else "clean").inc()
+    scope = Scope.of(diffs, extra)
+    checked = secrets_check(result, scope.risk, threshold=rules.push.risk_threshold, note=note)
+    await _report(repo, after, SECRETS_CHECK, checked)
+    PUSH_AUDITS.labels("secrets_found" if result.findings else "clean").inc()
     ctx.log.info(
-        "push audited", branch=branch, after=after, files=len(diffs), secrets=len(findings), risk=score.score
+        "push audited",
+        branch=branch,
+        after=after,
+        files=len(diffs),
+        secrets=len(result.findings),
+        risk=scope.risk.score,
     )
-    audited = score.score >= rules.push.risk_threshold or bool(set(found) & set(rules.push.audit_categories))
-    if audited and ctx.llm is not None and diffs:
-        await _audit(ctx, repo, rules, payload, after, diffs, found, score, extra)
+    risky = scope.risk.score >= rules.push.risk_threshold
+    if (risky or bool(set(scope.found) & set(rules.push.audit_categories))) and ctx.llm is not None and diffs:
+        messages = [str(c.get("message") or "") for c in (payload.get("commits") or [])[:50] if c]
+        await _audit(ctx, repo, rules, Change(after, diffs, scope), messages, extra)
     await _check_models(ctx, repo, after, diffs, rules)
+
+
+async def _report(repo: RepoClient, sha: str, name: str, report: CheckReport) -> None:
+    await repo.report_check(
+        sha,
+        name,
+        conclusion=report.conclusion,
+        title=report.title,
+        summary=report.summary,
+        annotations=list(report.annotations),
+    )
 
 
 async def _changes(
@@ -109,104 +125,23 @@ async def _changes(
     return from_api(list(by_path.values())), note
 
 
-async def _report_secrets(
-    repo: RepoClient,
-    sha: str,
-    result: secrets.ScanResult,
-    score: audit.Risk,
-    rules: RepoPolicy,
-    note: str,
-) -> None:
-    findings = result.findings
-    lines = [
-        f"Risk of this push: **{score.score}/100** "
-        + (
-            "(the routed audit runs)"
-            if score.score >= rules.push.risk_threshold
-            else f"(below the audit threshold {rules.push.risk_threshold})"
-        ),
-        *[f"- {reason}" for reason in score.reasons],
-    ]
-    if note:
-        lines += ["", f"⚠️ {note}"]
-    if result.not_scanned:
-        shown = ", ".join(f"`{p}`" for p in result.not_scanned[:20])
-        more = f" and {len(result.not_scanned) - 20} more" if len(result.not_scanned) > 20 else ""
-        lines += [
-            "",
-            f"⚠️ **Not scanned** ({len(result.not_scanned)}): {shown}{more}. GitHub gave no text for them "
-            "(too large), so nothing is known about secrets in them: check them yourself.",
-        ]
-    if findings:
-        lines = [
-            f"**{len(findings)} secret{'s' if len(findings) != 1 else ''} added by this push.** Values are "
-            "shown redacted. Rotate each one now: removing it from the code does not un-leak it, since it "
-            "stays in the history. If a value is a test fixture, add `autopack:allow-secret` on its line or "
-            "list its path in `push.secrets_allow_paths`.",
-            "",
-            *[
-                f"- `{f.path}:{f.line}` {f.kind} ({f.redacted}); detector: {f.detector}; not a secret? "
-                f"add `{secrets.ALLOW_MARKER}` on line {f.line}, or `{f.path}` to `push.secrets_allow_paths`"
-                for f in findings[:50]
-            ],
-            "",
-            *lines,
-        ]
-    annotations = [
-        {
-            "path": f.path,
-            "start_line": f.line,
-            "end_line": f.line,
-            "annotation_level": "failure",
-            "title": f"{f.kind} committed",
-            "message": (
-                f"A {f.kind} ({f.redacted}) was added here (found by {f.detector}). Rotate it, then "
-                f"remove it. A false positive: add `{secrets.ALLOW_MARKER}` on this line, or list the path "
-                "in `push.secrets_allow_paths`."
-            ),
-        }
-        for f in findings
-    ]
-    title = (
-        f"{len(findings)} secret{'s' if len(findings) != 1 else ''} found" if findings else "no secrets found"
-    )
-    if result.not_scanned and not findings:
-        count = len(result.not_scanned)
-        title = f"no secrets found; {count} file{'s' if count != 1 else ''} not scanned"
-    await repo.report_check(
-        sha,
-        SECRETS_CHECK,
-        conclusion="failure" if findings else "neutral" if result.not_scanned else "success",
-        title=title,
-        summary="\n".join(lines),
-        annotations=annotations,
-    )
-
-
 async def _audit(
     ctx: FlowContext,
     repo: RepoClient,
     rules: RepoPolicy,
-    payload: dict[str, Any],
-    sha: str,
-    diffs: list[FileDiff],
-    found: tuple[str, ...],
-    score: audit.Risk,
+    change: Change,
+    commit_messages: list[str],
     extra: dict[str, list[str]],
 ) -> None:
     """The routed audit of a risky push, reported on the pushed commit (no PR: no review comments)."""
     assert ctx.llm is not None
-    level = audit.complexity(diffs, found)
-    category = audit.primary_category(found)
     fitted = fit(
-        diffs,
+        change.files,
         budget_tokens=TASK_INPUT_BUDGET["push_audit"] - PROMPT_OVERHEAD,
         count=counter_for("anthropic").count,
         priority=lambda f: audit.priority(f, extra),
     )
-    messages = "\n".join(
-        str(c.get("message") or "").splitlines()[0][:200] for c in (payload.get("commits") or [])[:50] if c
-    )
+    messages = "\n".join(m.splitlines()[0][:200] if m.splitlines() else "" for m in commit_messages)
     answer = await ctx.llm.ask(
         audit.AuditAnswer,
         template="push_audit",
@@ -221,45 +156,25 @@ async def _audit(
             repo.full_name,
             "push_audit",
             "auditor",
-            category,
+            change.scope.category,
             ctx.job.id,
             ctx.delivery_id,
         ),
         role="auditor",
-        complexity=level,
+        complexity=change.scope.level,
         values={"repository": repo.full_name},
         max_output=4_000,
     )
-    floors = audit.Floors(rules.audit.min_severity, rules.audit.min_confidence, rules.audit.max_line_comments)
-    by_code = [*audit.reviewer_instructions(diffs), *hidden_text.findings(diffs)]
-    kept = [*by_code, *audit.keep(list(answer.value.findings), floors)]
-    verdict = answer.value.verdict
-    if by_code and verdict == "approve":
-        verdict = "comment"  # found by code: no model's approval outweighs it
-    summary = "\n".join(
-        [
-            f"**Autopack audit** of push `{sha[:7]}`: **{verdict}** · risk **{score.score}/100** · "
-            f"complexity {level}",
-            f"Categories: {', '.join(found)}",
-            "",
-            *(
-                [f"- **{f.severity}** `{neutral(f.path)}:{f.start_line}` {neutral(f.title)}" for f in kept]
-                or ["No findings."]
-            ),
-            "",
-            f"Model `{answer.model}`, {answer.input_tokens + answer.output_tokens:,} tokens, "
-            f"${answer.cost:.4f}",
-        ]
+    tokens = answer.input_tokens + answer.output_tokens
+    report = assess_push(
+        change,
+        Opinion("auditor", answer.model, answer.value, tokens, answer.cost, answer.notes),
+        floors=audit.Floors(
+            rules.audit.min_severity, rules.audit.min_confidence, rules.audit.max_line_comments
+        ),
     )
-    await repo.report_check(
-        sha,
-        CHECK_NAME,
-        conclusion=audit.check_conclusion(verdict),
-        title=f"{verdict}: risk {score.score}/100, {len(kept)} finding{'s' if len(kept) != 1 else ''}",
-        summary=summary,
-        annotations=[a for batch in audit.annotation_batches(kept) for a in batch],
-    )
-    PUSH_AUDITS.labels(f"audited_{verdict}").inc()
+    await _report(repo, change.head, CHECK_NAME, report)
+    PUSH_AUDITS.labels(f"audited_{report.verdict}").inc()
 
 
 async def _check_models(

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 from app.inbox.db import Database
+from app.policy.audit_report import AuditReport
 
 
 class AuditReports:
@@ -20,7 +20,7 @@ class AuditReports:
         self.db = db
         self.clock = clock
 
-    async def get(self, repository: str, pr_number: int, head: str) -> dict[str, Any] | None:
+    async def get(self, repository: str, pr_number: int, head: str) -> AuditReport | None:
         """The report for this head: the pull request's, or one made before the commit was pushed
         (an Autopack proposal is audited before its first push, under pull request 0)."""
         row = await self.db.run(
@@ -30,15 +30,15 @@ class AuditReports:
                 (repository, head, pr_number),
             )
         )
-        return dict(json.loads(row["report"])) if row else None
+        return AuditReport.from_json(json.loads(row["report"])) if row else None
 
-    async def put(self, repository: str, pr_number: int, head: str, report: dict[str, Any]) -> None:
+    async def put(self, repository: str, pr_number: int, head: str, report: AuditReport) -> None:
         """Store the report for this head once (a retry that recomputed keeps the first one)."""
         now = self.clock()
         await self.db.run(
             lambda tx: tx.execute(
                 "INSERT INTO audit_reports (repository, pr_number, head_sha, report, created_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (repository, pr_number, head, json.dumps(report), now),
+                (repository, pr_number, head, json.dumps(report.to_json()), now),
             )
         )

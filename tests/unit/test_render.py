@@ -15,10 +15,10 @@ from collections.abc import Callable
 import pytest
 from markdown_it import MarkdownIt
 
-from app.flows.audit import _summary
 from app.flows.commands import render_learnings
 from app.inbox.dismissals import Dismissal
 from app.policy import audit, dependabot, digest, render, triage
+from app.policy import audit_report as report
 from app.policy import proposal as prop
 from app.policy.gate import GateDecision
 from app.policy.markdown import neutral
@@ -161,7 +161,9 @@ def _dependabot(h: str) -> str:
 def _audit_summary(h: str) -> str:
     risk = audit.Risk(10, (h,))
     placed = audit.Placement((), (_finding(h),))
-    return _summary("d" * 40, "comment", h, risk, (h,), "low", [], placed, (h,), (h,), 1, (2, 1))
+    scope = report.Scope((h,), "low", risk, h)
+    shown = report.Shown("d" * 40, "comment", h, scope, [], (h,), (h,), repeated=1, left_out=(2, 1))
+    return report.render_summary(shown, placed)
 
 
 def _digest(h: str) -> str:
