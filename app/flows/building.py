@@ -167,14 +167,14 @@ async def ask_and_apply(
     texts: dict[str, str | None],
 ) -> tuple[C, Working]:
     """Ask the builder, apply its edits; one repair round with the errors, then Refused."""
-    assert ctx.llm is not None
     known = set(gathered_tree.blobs())
-    messages = list(sections)
-    for attempt in range(2):
+
+    async def ask(asked: list[Section], attempt: int) -> tuple[C, Working | EditError]:
+        assert ctx.llm is not None
         answer = await ctx.llm.ask(
             schema,
             template=template,
-            sections=messages,
+            sections=asked,
             call=call_meta(ctx, proposal),
             role="builder",
             complexity=proposal.complexity,
@@ -190,17 +190,24 @@ async def ask_and_apply(
             return changes, changeset.apply(working, changes, known=known)
         except EditError as exc:
             ctx.log.warning("builder edits do not apply", problems=len(exc.problems), attempt=attempt)
-            if attempt == 1:
-                raise Refused(
-                    "The builder's edits did not apply, even after one repair round:\n"
-                    + "\n".join(f"- {neutral(str(p))}" for p in exc.problems[:10])
-                ) from None
-            messages = [
+            return changes, exc
+
+    changes, applied = await ask(sections, 0)
+    if isinstance(applied, EditError):
+        changes, applied = await ask(
+            [
                 *sections,
                 Section("previous_answer", json.dumps(changes.model_dump(), indent=1)[:40_000], kind="code"),
-                Section("edit_errors", "\n".join(f"- {p}" for p in exc.problems)),
-            ]
-    raise AssertionError("unreachable")
+                Section("edit_errors", "\n".join(f"- {p}" for p in applied.problems)),
+            ],
+            1,
+        )
+    if isinstance(applied, EditError):
+        raise Refused(
+            "The builder's edits did not apply, even after one repair round:\n"
+            + "\n".join(f"- {neutral(str(p))}" for p in applied.problems[:10])
+        )
+    return changes, applied
 
 
 async def _load_missing(

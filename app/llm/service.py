@@ -17,7 +17,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -26,10 +26,10 @@ from app import metrics
 from app.errors import PermanentError
 from app.llm import dialects
 from app.llm import prompt as prompts
-from app.llm.config import Catalogue, Complexity, Routing
+from app.llm.config import Catalogue, Complexity, ModelInfo, Routing
 from app.llm.dialects import DIALECTS, Dialect, dialect_for
 from app.llm.ledger import BudgetExceeded, CallMeta, Caps, Ledger
-from app.llm.providers import Message, Provider, ProviderError, RawAnswer, StructuredRequest
+from app.llm.providers import Message, Provider, ProviderError, RawAnswer, StructuredRequest, Usage
 from app.llm.router import Candidate, Role, Route, route
 from app.llm.tokens import counter_for
 from app.llm.tolerance import Adjustment, tolerate
@@ -119,6 +119,137 @@ def _errors(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "(top level)"
         lines.append(f"- {where}: {error['msg']}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Question(Generic[T]):
+    """What a flow asks, whichever model answers: the schema, the prompt's template and sections,
+    who pays (the call's metadata) and the most output it allows."""
+
+    schema: type[T]
+    template: str
+    sections: tuple[prompts.Section, ...]
+    call: CallMeta
+    values: dict[str, str]
+    max_output: int
+
+
+@dataclass
+class TokenUse:
+    """What one model's rounds spent so far (a repair round adds to the first)."""
+
+    input: int = 0  # all input, cached included
+    cached: int = 0
+    output: int = 0
+
+    def add(self, usage: Usage) -> None:
+        self.input += usage.input_tokens
+        self.cached += usage.cached_tokens
+        self.output += usage.output_tokens
+
+    def cost(self, info: ModelInfo | None) -> float:
+        return info.cost(self.input, self.cached, self.output) if info else 0.0
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A question as one model is asked it: the prompt fitted to its window, the schema in its
+    dialect, and the worst case (an answer and a repair round) the ledger reserves."""
+
+    built: prompts.Prompt
+    first: list[Message]
+    schema_name: str
+    json_schema: dict[str, Any]
+    max_output: int
+    structured_output: str
+
+    @property
+    def worst_case(self) -> int:
+        return 2 * (self.built.input_tokens + self.max_output)
+
+
+def _request_for(question: Question[T], provider: Provider, candidate: Candidate) -> _Request:
+    info = candidate.info
+    structured_output = info.structured_output if info else "json_schema"
+    dialect = dialect_for(
+        candidate.provider, structured_output, getattr(provider, "compatible_server", False)
+    )
+    context = info.context if info else DEFAULT_CONTEXT
+    output = min(question.max_output, info.max_output if info else question.max_output)
+    built = prompts.build(
+        question.template,
+        list(question.sections),
+        counter=counter_for(candidate.provider),
+        budget_tokens=min(TASK_INPUT_BUDGET.get(question.call.task, 12_000), context - output),
+        values=question.values,
+    )
+    return _Request(
+        built=built,
+        first=[Message("user", built.user)],
+        schema_name=question.schema.__name__,
+        json_schema=provider_schema(question.schema, dialect or DIALECTS["openai-compatible"]),
+        max_output=output,
+        structured_output=structured_output,
+    )
+
+
+async def _send(
+    provider: Provider,
+    candidate: Candidate,
+    request: _Request,
+    messages: list[Message],
+    use: TokenUse,
+    task: str,
+) -> RawAnswer:
+    """One round with one model; its tokens are added to `use` and to the metrics."""
+    raw = await provider.complete(
+        StructuredRequest(
+            model=candidate.model,
+            system=request.built.system,
+            messages=messages,
+            schema_name=request.schema_name,
+            schema=request.json_schema,
+            max_output=request.max_output,
+            structured_output=request.structured_output,
+        )
+    )
+    use.add(raw.usage)
+    for kind, n in (
+        ("input", raw.usage.input_tokens),
+        ("cached", raw.usage.cached_tokens),
+        ("output", raw.usage.output_tokens),
+    ):
+        metrics.LLM_TOKENS.labels(candidate.provider, candidate.model, task, kind).inc(n)
+    if candidate.info is not None:
+        metrics.LLM_COST.labels(candidate.provider, candidate.model, task).inc(
+            candidate.info.cost(raw.usage.input_tokens, raw.usage.cached_tokens, raw.usage.output_tokens)
+        )
+    return raw
+
+
+def _validated(schema: type[T], candidate: Candidate, raw: RawAnswer, *, round_: int) -> T:
+    """The answer accepted (tolerated slips logged); a ValidationError is logged and raised."""
+    try:
+        value, adjustments = accept(schema, raw.text)
+    except ValidationError as exc:
+        metrics.LLM_INVALID.labels(candidate.model, str(round_ == 1).lower()).inc()
+        log.warning(
+            "answer does not fit its schema",
+            model=candidate.model,
+            schema=schema.__name__,
+            round=round_,
+            errors=exc.error_count(),
+            broken=broken_rules(exc),
+        )
+        raise
+    if adjustments:
+        log.info(
+            "answer tolerated",
+            model=candidate.model,
+            schema=schema.__name__,
+            fixed=[f"{a.field}: {a.rule}" for a in adjustments],
+        )
+    return value
 
 
 class LLM:
@@ -237,13 +368,17 @@ class LLM:
         values: Mapping[str, str] | None = None,
         max_output: int = 4_096,
     ) -> Answer[T]:
+        """The validated answer of the first model of the route's chain that gives one (fallbacks
+        are noted on the answer). A budget or an outage moves to the next model; an answer that
+        misses its schema twice is a StructuredOutputError."""
         if call.job_id is not None and await self.ledger.calls_for_job(call.job_id) >= self.max_calls_per_job:
             raise CallCapExceeded(f"job {call.job_id} reached {self.max_calls_per_job} LLM calls")
+        question = Question(schema, template, tuple(sections), call, dict(values or {}), max_output)
         chosen = await self._route(call, role, complexity)
         for skip in chosen.skipped:
             metrics.LLM_SKIPPED.labels(skip.model, skip.reason.split(" on ")[0]).inc()
             log.warning("model skipped", model=skip.model, reason=skip.reason, task=call.task, role=role)
-        notes = list(chosen.notes) + [f"{s.model} skipped: {s.reason}" for s in chosen.skipped]
+        notes = (*chosen.notes, *(f"{s.model} skipped: {s.reason}" for s in chosen.skipped))
         failures: list[str] = []  # calls that were made and failed
         missing: list[str] = []  # providers without credentials
         refusal: BudgetExceeded | None = None
@@ -253,18 +388,7 @@ class LLM:
                 missing.append(f"{candidate.model}: provider {candidate.provider} not configured")
                 continue
             try:
-                answer = await self._attempt(
-                    schema,
-                    provider,
-                    candidate,
-                    template,
-                    sections,
-                    call,
-                    values,
-                    max_output,
-                    chosen.chain[0].model,
-                    notes,
-                )
+                answer = await self._attempt(question, provider, candidate)
             except BudgetExceeded as exc:
                 metrics.BUDGET_REFUSALS.labels(exc.scope).inc()
                 log.warning("budget refused the call", model=candidate.model, reason=exc.reason)
@@ -277,7 +401,10 @@ class LLM:
                 log.warning("provider failed; next model", model=candidate.model, error=str(exc))
                 failures.append(f"{candidate.model}: {exc}")
                 continue
-            return answer
+            if candidate.why != "primary":
+                metrics.LLM_FALLBACKS.labels(call.task, candidate.why.split(" ")[0]).inc()
+                notes = (*notes, f"{candidate.model} answered ({candidate.why})")
+            return replace(answer, requested_model=chosen.chain[0].model, notes=notes)
         if refusal is not None and not failures:
             raise refusal  # a budget, not an outage, stopped the call: defer to next week
         reasons = failures + missing
@@ -285,128 +412,62 @@ class LLM:
             f"no model answered {call.task}/{role}: " + ("; ".join(reasons) or "the chain is empty")
         )
 
-    async def _attempt(
-        self,
-        schema: type[T],
-        provider: Provider,
-        candidate: Candidate,
-        template: str,
-        sections: list[prompts.Section],
-        call: CallMeta,
-        values: Mapping[str, str] | None,
-        max_output: int,
-        requested: str,
-        notes: list[str],
-    ) -> Answer[T]:
-        info = candidate.info
-        structured_output = info.structured_output if info else "json_schema"
-        dialect = dialect_for(
-            candidate.provider, structured_output, getattr(provider, "compatible_server", False)
-        )
-        json_schema = provider_schema(schema, dialect or DIALECTS["openai-compatible"])
-        context = info.context if info else DEFAULT_CONTEXT
-        output = min(max_output, info.max_output if info else max_output)
-        budget = min(TASK_INPUT_BUDGET.get(call.task, 12_000), context - output)
-        built = prompts.build(
-            template,
-            sections,
-            counter=counter_for(candidate.provider),
-            budget_tokens=budget,
-            values=dict(values or {}),
-        )
-        # Worst case of the call and one repair round, reserved before anything is sent.
-        worst = 2 * (built.input_tokens + output)
+    async def _attempt(self, question: Question[T], provider: Provider, candidate: Candidate) -> Answer[T]:
+        """One model: the prompt built for it, its worst case reserved, the answer and at most one
+        repair round; what it spent is settled in the ledger whatever happens."""
+        request = _request_for(question, provider, candidate)
         reservation = await self.ledger.reserve(
-            call, candidate.provider, candidate.model, worst, self._caps(candidate.provider, call)
+            question.call,
+            candidate.provider,
+            candidate.model,
+            request.worst_case,
+            self._caps(candidate.provider, question.call),
         )
-        messages = [Message("user", built.user)]
-        spent = [0, 0, 0]
+        use = TokenUse()
         answered_by = candidate.model
         outcome = "provider_error"
         try:
-            for round_ in range(2):
-                raw = await provider.complete(
-                    StructuredRequest(
-                        model=candidate.model,
-                        system=built.system,
-                        messages=messages,
-                        schema_name=schema.__name__,
-                        schema=json_schema,
-                        max_output=output,
-                        structured_output=structured_output,
-                    )
-                )
+            raw = await _send(provider, candidate, request, request.first, use, question.call.task)
+            answered_by = raw.model
+            try:
+                value = _validated(question.schema, candidate, raw, round_=0)
+            except ValidationError as exc:
+                repair = prompts.template("repair").format(errors=_errors(exc))
+                conversation = [
+                    *request.first,
+                    Message("assistant", raw.text[:20_000]),
+                    Message("user", repair),
+                ]
+                raw = await _send(provider, candidate, request, conversation, use, question.call.task)
                 answered_by = raw.model
-                self._count(spent, raw, candidate, call.task)
                 try:
-                    value, adjustments = accept(schema, raw.text)
-                except ValidationError as exc:
-                    metrics.LLM_INVALID.labels(candidate.model, str(round_ == 1).lower()).inc()
-                    log.warning(
-                        "answer does not fit its schema",
-                        model=candidate.model,
-                        schema=schema.__name__,
-                        round=round_,
-                        errors=exc.error_count(),
-                        broken=broken_rules(exc),
-                    )
-                    if round_ == 1:
-                        outcome = "invalid"
-                        raise StructuredOutputError(
-                            f"{candidate.model} gave an answer that does not fit {schema.__name__} "
-                            f"twice:\n{_errors(exc)}"
-                        ) from None
-                    repair = prompts.template("repair").format(errors=_errors(exc))
-                    messages = [*messages, Message("assistant", raw.text[:20_000]), Message("user", repair)]
-                    continue
-                if adjustments:
-                    log.info(
-                        "answer tolerated",
-                        model=candidate.model,
-                        schema=schema.__name__,
-                        fixed=[f"{a.field}: {a.rule}" for a in adjustments],
-                    )
-                outcome = "ok"
-                cost = info.cost(*spent) if info else 0.0
-                if candidate.why != "primary":
-                    metrics.LLM_FALLBACKS.labels(call.task, candidate.why.split(" ")[0]).inc()
-                    notes = [*notes, f"{candidate.model} answered ({candidate.why})"]
-                return Answer(
-                    value=value,
-                    model=answered_by,
-                    requested_model=requested,
-                    provider=candidate.provider,
-                    input_tokens=spent[0],
-                    cached_tokens=spent[1],
-                    output_tokens=spent[2],
-                    cost=cost,
-                    notes=tuple(notes),
-                    prompt=built,
-                )
-            raise AssertionError("unreachable")
+                    value = _validated(question.schema, candidate, raw, round_=1)
+                except ValidationError as again:
+                    outcome = "invalid"
+                    raise StructuredOutputError(
+                        f"{candidate.model} gave an answer that does not fit {question.schema.__name__} "
+                        f"twice:\n{_errors(again)}"
+                    ) from None
+            outcome = "ok"
+            return Answer(
+                value=value,
+                model=answered_by,
+                requested_model=candidate.model,
+                provider=candidate.provider,
+                input_tokens=use.input,
+                cached_tokens=use.cached,
+                output_tokens=use.output,
+                cost=use.cost(candidate.info),
+                notes=(),
+                prompt=request.built,
+            )
         finally:
             await self.ledger.settle(
                 reservation,
                 outcome=outcome,
                 model=answered_by,
-                input_tokens=spent[0],
-                cached_tokens=spent[1],
-                output_tokens=spent[2],
-                cost=info.cost(*spent) if info else 0.0,
-            )
-
-    @staticmethod
-    def _count(spent: list[int], raw: RawAnswer, candidate: Candidate, task: str) -> None:
-        spent[0] += raw.usage.input_tokens
-        spent[1] += raw.usage.cached_tokens
-        spent[2] += raw.usage.output_tokens
-        for kind, n in (
-            ("input", raw.usage.input_tokens),
-            ("cached", raw.usage.cached_tokens),
-            ("output", raw.usage.output_tokens),
-        ):
-            metrics.LLM_TOKENS.labels(candidate.provider, candidate.model, task, kind).inc(n)
-        if candidate.info is not None:
-            metrics.LLM_COST.labels(candidate.provider, candidate.model, task).inc(
-                candidate.info.cost(raw.usage.input_tokens, raw.usage.cached_tokens, raw.usage.output_tokens)
+                input_tokens=use.input,
+                cached_tokens=use.cached,
+                output_tokens=use.output,
+                cost=use.cost(candidate.info),
             )
