@@ -19,6 +19,7 @@ from githubkit.exception import RequestFailed
 
 from app.flows import learnings
 from app.flows.context import FlowContext
+from app.flows.jobs import AuditArgs, VerifyStepArgs
 from app.flows.proposal_state import VERIFY_STEP
 from app.flows.registry import Flow
 from app.github.repo import RepoClient
@@ -51,10 +52,11 @@ def accepts(payload: dict[str, Any]) -> bool:
 
 async def handle(ctx: FlowContext) -> None:
     repo = await ctx.repo()
-    pr = ctx.payload.get("pull_request") or await repo.pull(int(ctx.payload["number"]))
+    asked = ctx.args_as(AuditArgs) if ctx.args is not None else None  # a command, or a proposal's fix
+    pr = await repo.pull(asked.number) if asked else ctx.payload["pull_request"]
     number, head = int(pr["number"]), str(pr["head"]["sha"])
     rules = (await ctx.policy()).policy
-    if not ctx.payload.get("forced") and await _not_asked(ctx, repo, pr, rules):
+    if not (asked and asked.forced) and await _not_asked(ctx, repo, pr, rules):
         return
     reported, posted = await _earlier_reviews(repo, number, head)
     reports = AuditReports(ctx.inbox.db, clock=ctx.inbox.clock)
@@ -299,19 +301,10 @@ async def _report_to_proposal(
     head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
     if issue is None or ctx.repository is None or head_repo != base_repo:
         return
-    await ctx.inbox.enqueue(
+    await ctx.enqueue(
         VERIFY_STEP,
-        f"{ctx.repository}#{issue}",
-        args={
-            "installation_id": ctx.installation_id,
-            "repository": ctx.repository,
-            "issue": issue,
-            "kind": "audit",
-            "sha": head,
-            "verdict": verdict,
-            "findings": findings[:20],
-        },
-        dedupe_key=f"audit-result:{ctx.repository}#{pr['number']}:{head}",
+        VerifyStepArgs(issue=issue, kind="audit", sha=head, verdict=verdict, findings=tuple(findings[:20])),
+        f"audit-result:{ctx.repository}#{pr['number']}:{head}",
     )
 
 
@@ -323,4 +316,5 @@ FLOW = Flow(
     handler=handle,
     accepts=accepts,
     section="audit",
+    args=AuditArgs,
 )

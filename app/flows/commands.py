@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.flows.context import FlowContext
+from app.flows.jobs import AuditArgs, DigestArgs, JobArgs, ProposeArgs, TriageArgs
 from app.flows.registry import Flow
 from app.github.repo import RepoClient
 from app.inbox.dismissals import Dismissal
@@ -135,7 +136,7 @@ async def _retry(ctx: CommandContext) -> str:
 _SECTION_OF = {"triage": "feedback", "audit": "audit", "propose": "proposals"}
 
 
-async def _run_flow_now(ctx: CommandContext, flow: str, **args: Any) -> str:
+async def _run_flow_now(ctx: CommandContext, flow: str, args: JobArgs) -> str:
     """Queue `flow` for this thread as asked by a command (once per command comment). It runs after
     the command job, on the same subject. Returns the reply: nothing when the flow's own output is
     the answer, or what its mode means when the policy has it in shadow or off."""
@@ -143,18 +144,8 @@ async def _run_flow_now(ctx: CommandContext, flow: str, **args: Any) -> str:
     mode = getattr((await ctx.flow.policy()).policy, section).mode
     if mode == "off":
         return f"`{section}` is off in this repository's policy (`{section}.mode: off`): nothing runs."
-    await ctx.flow.inbox.enqueue(
-        flow,
-        ctx.subject,
-        args={
-            "forced": True,
-            "installation_id": ctx.flow.installation_id,
-            "repository": ctx.repo.full_name,
-            "default_branch": (ctx.flow.payload.get("repository") or {}).get("default_branch"),
-            **args,
-        },
-        dedupe_key=f"{flow}:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}",
-    )
+    asked = args.model_copy(update={"forced": True})
+    await ctx.flow.enqueue(flow, asked, f"{flow}:{ctx.repo.full_name}#{ctx.number}:{ctx.comment_id}")
     if mode == "shadow":
         return (
             f"`{section}` runs in shadow mode here (`{section}.mode: shadow`): Autopack decides and "
@@ -303,7 +294,7 @@ async def _triage(ctx: CommandContext) -> str:
     if "pull_request" in issue:
         return "Triage is for issues, not pull requests."
     if ctx.permission >= Permission.TRIAGE:
-        return await _run_flow_now(ctx, "triage", issue=issue)  # the triage comment is the answer
+        return await _run_flow_now(ctx, "triage", TriageArgs(issue=issue))  # its comment is the answer
     # The issue's author, without triage rights: within the same per-reporter daily limit as
     # feedback they file, so nobody can spend the repository's budget by asking again and again.
     limit = (await ctx.flow.policy()).policy.feedback.rate_limit_per_day
@@ -315,14 +306,14 @@ async def _triage(ctx: CommandContext) -> str:
             f"As the issue's author you can ask for {limit} triage{'s' if limit != 1 else ''} a day "
             f"in this repository, and today's are used. You can ask again after {again}."
         )
-    return await _run_flow_now(ctx, "triage", issue=issue, by_author=True)
+    return await _run_flow_now(ctx, "triage", TriageArgs(issue=issue, by_author=True))
 
 
 @command("audit", Permission.WRITE, "Audit this pull request now: findings as a review and a check run.")
 async def _audit(ctx: CommandContext) -> str:
     if "pull_request" not in ctx.issue:
         return "`/autopack audit` works on pull requests."
-    return await _run_flow_now(ctx, "audit", number=ctx.number)  # the review and check run answer
+    return await _run_flow_now(ctx, "audit", AuditArgs(number=ctx.number))  # the review and check run answer
 
 
 def _issue_args(issue: dict[str, Any]) -> dict[str, Any]:
@@ -370,7 +361,9 @@ async def _propose(ctx: CommandContext) -> str:
     except NoModelAvailable as exc:
         return f"Autopack cannot build proposals here: {exc}."
     # The proposal's comment on this issue is the answer.
-    return await _run_flow_now(ctx, "propose", issue=_issue_args(issue), notes=notes, force=force)
+    return await _run_flow_now(
+        ctx, "propose", ProposeArgs(issue=_issue_args(issue), notes=notes, force=force)
+    )
 
 
 async def _open_proposal_here(ctx: CommandContext) -> Proposal | None:
@@ -433,16 +426,8 @@ async def _reject(ctx: CommandContext) -> str:
 @command("digest", Permission.WRITE, "Post (or update) this week's feedback digest of this repository now.")
 async def _digest(ctx: CommandContext) -> str:
     # On the repository's subject, where the scheduled digest runs too: never two at once.
-    await ctx.flow.inbox.enqueue(
-        "digest",
-        ctx.repo.full_name,
-        args={
-            "forced": True,
-            "installation_id": ctx.flow.installation_id,
-            "repository": ctx.repo.full_name,
-            "default_branch": (ctx.flow.payload.get("repository") or {}).get("default_branch"),
-        },
-        dedupe_key=f"digest:{ctx.repo.full_name}:command-{ctx.comment_id}",
+    await ctx.flow.enqueue(
+        "digest", DigestArgs(forced=True), f"digest:{ctx.repo.full_name}:command-{ctx.comment_id}"
     )
     return "Writing this week's feedback digest; it appears as an issue labelled `autopack:digest`."
 

@@ -1,12 +1,15 @@
-"""What a flow receives: the parsed event, its raw payload, and the handles it may act through."""
+"""What a flow receives: the parsed event and its payload (a delivery's job) or its typed args (a
+scheduled job's), and the handles it may act through."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
+from app.errors import PermanentError
+from app.flows import jobs
 from app.github import policy_loader
 from app.github.client import DryRunTransport, GitHubApp
 from app.github.policy_loader import LoadedPolicy, PolicyLoader
@@ -20,14 +23,16 @@ from app.llm.router import Role
 from app.llm.service import LLM
 from app.settings import Settings
 
+A = TypeVar("A", bound=jobs.JobArgs)
+
 
 @dataclass
 class FlowContext:
     job: Job
     event_name: str
     action: str | None
-    event: Any  # githubkit's webhook model for (event, action)
-    payload: dict[str, Any]
+    event: Any  # githubkit's webhook model for (event, action); None for a scheduled job
+    payload: dict[str, Any]  # the delivery's webhook body; empty for a scheduled job
     delivery_id: str | None
     installation_id: int | None
     repository: str | None
@@ -39,7 +44,24 @@ class FlowContext:
     policies: PolicyLoader | None = None
     # Shadow mode: the job's GitHub writes are kept here instead of sent (see `app.flows.dispatch`).
     shadow: DryRunTransport | None = None
+    args: jobs.JobArgs | None = None  # a scheduled job's, parsed into its flow's model
     _loaded: LoadedPolicy | None = field(default=None, repr=False)
+
+    def args_as(self, kind: type[A]) -> A:
+        """This scheduled job's args as the flow's model (a delivery's job has none)."""
+        if not isinstance(self.args, kind):
+            raise PermanentError(f"{self.job.flow} runs with {kind.__name__}, not {type(self.args).__name__}")
+        return self.args
+
+    async def enqueue(
+        self, flow: str, args: jobs.JobArgs, key: str, *, run_at: float | None = None
+    ) -> int | None:
+        """Queue `flow` for this job's repository once per `key`. The installation, repository and
+        default branch are this job's unless `args` names them; the subject comes from `args`."""
+        where = {"installation_id": self.installation_id, "repository": self.repository}
+        where["default_branch"] = self.default_branch
+        filled = args.model_copy(update={k: v for k, v in where.items() if getattr(args, k) is None})
+        return await jobs.queue(self.inbox, flow, filled, key, run_at=run_at)
 
     async def repo(self) -> RepoClient:
         """The repository client, with a token narrowed to this repository (DESIGN §5.9); in
@@ -63,12 +85,10 @@ class FlowContext:
 
     @property
     def default_branch(self) -> str:
+        if self.args is not None:
+            return self.args.default_branch or "main"
         repository = self.payload.get("repository")
-        return str(
-            (repository.get("default_branch") if isinstance(repository, dict) else None)
-            or self.payload.get("default_branch")
-            or "main"
-        )
+        return str((repository.get("default_branch") if isinstance(repository, dict) else None) or "main")
 
     async def policy(self) -> LoadedPolicy:
         """The repository's `.github/autopack.yml` (or the defaults); an invalid file is reported

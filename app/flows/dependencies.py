@@ -24,6 +24,7 @@ from typing import Any
 from githubkit.exception import GraphQLFailed, RequestFailed
 
 from app.flows.context import FlowContext
+from app.flows.jobs import DependencyArgs
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
@@ -75,18 +76,16 @@ async def on_ci(ctx: FlowContext) -> None:
                 if pr is not None:
                     numbers.append(int(pr["number"]))
     for number in numbers[:5]:
-        await ctx.inbox.enqueue(
-            EVALUATE,
-            f"{ctx.repository}#{number}",
-            args={"installation_id": ctx.installation_id, "repository": ctx.repository, "number": number},
-            dedupe_key=f"dependabot-ci:{ctx.delivery_id}:{number}",
+        await ctx.enqueue(
+            EVALUATE, DependencyArgs(number=number), f"dependabot-ci:{ctx.delivery_id}:{number}"
         )
 
 
 async def handle(ctx: FlowContext) -> None:
     repo = await ctx.repo()
     rules = (await ctx.policy()).policy
-    number = int((ctx.payload.get("pull_request") or {}).get("number") or ctx.payload["number"])
+    asked = ctx.args_as(DependencyArgs) if ctx.args is not None else None  # CI reported, or never did
+    number = asked.number if asked else int(ctx.payload["pull_request"]["number"])
     pr = await repo.pull(number)  # now, not as the event saw it: the head judged is the head bound
     if pr.get("state") != "open":
         return
@@ -194,12 +193,11 @@ async def _no_checks_yet(
     now = ctx.inbox.clock()
     deadline = (since or now) + limit * 60
     if now < deadline:
-        await ctx.inbox.enqueue(
+        await ctx.enqueue(
             EVALUATE,
-            f"{repo.full_name}#{number}",
-            args={"installation_id": ctx.installation_id, "repository": repo.full_name, "number": number},
+            DependencyArgs(number=number),
+            f"dependabot-no-ci:{repo.full_name}#{number}:{head}",
             run_at=deadline + 5,
-            dedupe_key=f"dependabot-no-ci:{repo.full_name}#{number}:{head}",
         )
         return (
             f"waiting for CI: no check has reported on `{head[:7]}` yet "
@@ -351,6 +349,7 @@ FLOW = Flow(
     handler=handle,
     accepts=accepts,
     section="dependabot",
+    args=DependencyArgs,
 )
 CI_FLOW = Flow(
     name="dependencies_ci",

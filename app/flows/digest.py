@@ -19,8 +19,10 @@ import datetime as dt
 from typing import Any
 
 from app.errors import Reschedule
+from app.flows import jobs
 from app.flows import proposal_state as state
 from app.flows.context import FlowContext
+from app.flows.jobs import DigestArgs, ProposeArgs
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
@@ -53,13 +55,8 @@ async def schedule(inbox: Inbox, installation_id: int, repository: str, now: flo
     if due <= now:
         due = policy.due_at(DEFAULTS.digest.schedule, now + WEEK)
     week = policy.iso_week(due)
-    await inbox.enqueue(
-        DIGEST,
-        repository,
-        args={"installation_id": installation_id, "repository": repository, "week": week},
-        run_at=due,
-        dedupe_key=f"digest:{repository}:{week}",
-    )
+    args = DigestArgs(installation_id=installation_id, repository=repository, week=week)
+    await jobs.queue(inbox, DIGEST, args, f"digest:{repository}:{week}", run_at=due)
 
 
 async def schedule_all(inbox: Inbox) -> int:
@@ -76,8 +73,7 @@ async def schedule_all(inbox: Inbox) -> int:
 
 
 async def handle(ctx: FlowContext) -> None:
-    args = ctx.payload
-    forced = bool(args.get("forced"))
+    forced = ctx.args_as(DigestArgs).forced
     repo = await ctx.repo()
     now = ctx.inbox.clock()
     rules = (await ctx.policy()).policy
@@ -254,22 +250,18 @@ async def _propose(
                 ctx.log.warning("digest proposals need a builder model", error=str(exc))
                 break
         record = records[issue]
-        await ctx.inbox.enqueue(
+        await ctx.enqueue(
             "propose",
-            f"{repo.full_name}#{issue}",
-            args={
-                "installation_id": ctx.installation_id,
-                "repository": repo.full_name,
-                "default_branch": ctx.default_branch,
-                "issue": {
+            ProposeArgs(
+                issue={
                     "number": issue,
                     "title": record.title,
                     "state": "open",
                     "user": {"login": record.reporter},
                 },
-                "notes": f"From the {week} feedback digest, theme: {cluster.theme}",
-            },
-            dedupe_key=f"propose-digest:{repo.full_name}#{issue}:{week}",
+                notes=f"From the {week} feedback digest, theme: {cluster.theme}",
+            ),
+            f"propose-digest:{repo.full_name}#{issue}:{week}",
         )
         queued.append(issue)
     return queued
@@ -314,4 +306,4 @@ async def shipped_to_theme(ctx: FlowContext, repo: RepoClient, issue: int, pr: i
         )
 
 
-FLOW = Flow(name=DIGEST, triggers=frozenset(), handler=handle, background=True)
+FLOW = Flow(name=DIGEST, triggers=frozenset(), handler=handle, background=True, args=DigestArgs)

@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.errors import PermanentError, Reschedule
 from app.flows.context import FlowContext
+from app.flows.jobs import JobArgs
 from app.flows.registry import Flow, Registry
 from app.github.client import DryRunTransport, GitHubApp
 from app.github.errors import classify
@@ -61,10 +62,11 @@ class Dispatcher:
         flow = self.registry.get(job.flow)
         if flow is None:
             raise PermanentError(f"no flow named {job.flow!r} in this release")
-        event_name, action, payload, event = "schedule", None, dict(job.args), None
-        installation_id = job.args.get("installation_id")
-        repository = job.args.get("repository")
-        if job.delivery_id is not None:
+        event_name, action, payload, event, args = "schedule", None, {}, None, None
+        if job.delivery_id is None:
+            args = parse_args(flow, job.args)
+            installation_id, repository = args.installation_id, args.repository
+        else:
             delivery = await self.inbox.get_delivery(job.delivery_id)
             if delivery is None or delivery.payload is None:
                 raise PermanentError(f"delivery {job.delivery_id} or its payload is gone")
@@ -92,6 +94,7 @@ class Dispatcher:
             log=log,
             llm=self.llm,
             policies=self.policies,
+            args=args,
         )
         try:
             await self._within_budget(flow, action, installation_id)
@@ -168,6 +171,18 @@ def _event_adapter(event_name: str) -> TypeAdapter[Any]:
         raise KeyError(f"unknown event {event_name!r}")
     module = importlib.import_module(f".{event_name}", namespace.__package__)
     return TypeAdapter(module.Event)
+
+
+def parse_args(flow: Flow, args: dict[str, Any]) -> JobArgs:
+    """A scheduled job's args as its flow's model, or a permanent error naming the first problem."""
+    try:
+        return flow.args.model_validate(args)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise PermanentError(
+            f"{flow.name} job args do not fit {flow.args.__name__} (first at {where}: {first['msg']})"
+        ) from None
 
 
 def parse_event(event_name: str, payload: dict[str, Any]) -> Any:

@@ -25,6 +25,7 @@ from githubkit.exception import RequestFailed
 from app.flows import proposal_state as state
 from app.flows.context import FlowContext
 from app.flows.digest import shipped_to_theme
+from app.flows.jobs import GateCheckArgs
 from app.flows.registry import Flow
 from app.flows.verify import queue_revise
 from app.github import git
@@ -81,7 +82,7 @@ async def on_review(ctx: FlowContext) -> None:
 
 async def check(ctx: FlowContext) -> None:
     repo = await ctx.repo()
-    proposal = await state.store(ctx).get(repo.full_name, int(ctx.payload["issue"]))
+    proposal = await state.store(ctx).get(repo.full_name, ctx.args_as(GateCheckArgs).issue)
     if proposal is None or proposal.status not in policy.GATED or not proposal.pr_number:
         return
     rules = (await ctx.policy()).policy
@@ -233,7 +234,9 @@ REVIEW_FLOW = Flow(
     accepts=accepts,
     section="proposals",
 )
-CHECK_FLOW = Flow(name=state.GATE_CHECK, triggers=frozenset(), handler=check, section="proposals")
+CHECK_FLOW = Flow(
+    name=state.GATE_CHECK, triggers=frozenset(), handler=check, section="proposals", args=GateCheckArgs
+)
 CLOSED_FLOW = Flow(
     name="learn",
     triggers=frozenset({("pull_request", "closed")}),

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.flows.context import FlowContext
+from app.flows.jobs import GateCheckArgs, VerifyStepArgs
 from app.github import git
 from app.github.repo import RepoClient
 from app.inbox.proposals import Proposals
@@ -20,6 +23,15 @@ def store(ctx: FlowContext) -> Proposals:
 def subject(proposal: policy.Proposal) -> str:
     """Every job of a proposal runs on its issue's subject, so they never run concurrently."""
     return f"{proposal.repository}#{proposal.issue}"
+
+
+def where(proposal: policy.Proposal) -> dict[str, Any]:
+    """Where a proposal's jobs run: its installation and repository, its base branch's policy."""
+    return {
+        "installation_id": proposal.installation_id,
+        "repository": proposal.repository,
+        "default_branch": proposal.base_branch,
+    }
 
 
 async def publish(
@@ -66,18 +78,11 @@ async def schedule_check(
     ctx: FlowContext, proposal: policy.Proposal, sha: str, trigger: policy.Trigger, at: float
 ) -> None:
     """A CI check for `sha` at `at` (a job with a run_at, never a sleeping worker)."""
-    await ctx.inbox.enqueue(
+    await ctx.enqueue(
         VERIFY_STEP,
-        subject(proposal),
-        args={
-            "installation_id": proposal.installation_id,
-            "repository": proposal.repository,
-            "issue": proposal.issue,
-            "sha": sha,
-            "trigger": trigger,
-        },
+        VerifyStepArgs(**where(proposal), issue=proposal.issue, sha=sha, trigger=trigger),
+        f"ci-{trigger}:{proposal.repository}#{proposal.issue}:{sha}",
         run_at=at,
-        dedupe_key=f"ci-{trigger}:{proposal.repository}#{proposal.issue}:{sha}",
     )
 
 
@@ -99,14 +104,8 @@ async def wait_for_ci(
 
 async def queue_gate_check(ctx: FlowContext, proposal: policy.Proposal, key: str) -> None:
     """Evaluate the merge gate (app.flows.gate) on the issue's subject; `key` makes it once per cause."""
-    await ctx.inbox.enqueue(
+    await ctx.enqueue(
         GATE_CHECK,
-        subject(proposal),
-        args={
-            "installation_id": proposal.installation_id,
-            "repository": proposal.repository,
-            "default_branch": proposal.base_branch,
-            "issue": proposal.issue,
-        },
-        dedupe_key=f"gate:{proposal.repository}#{proposal.issue}:{key}",
+        GateCheckArgs(**where(proposal), issue=proposal.issue),
+        f"gate:{proposal.repository}#{proposal.issue}:{key}",
     )

@@ -26,6 +26,7 @@ from app.flows.building import (
     refusal_text,
 )
 from app.flows.context import FlowContext
+from app.flows.jobs import ProposeArgs
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
@@ -38,10 +39,10 @@ from app.policy.repo_policy import RepoPolicy
 
 
 async def handle(ctx: FlowContext) -> None:
-    args = ctx.payload
-    issue: dict[str, Any] = args["issue"]
+    args = ctx.args_as(ProposeArgs)
+    issue = args.issue
     number = int(issue["number"])
-    auto = bool(args.get("auto"))
+    auto = args.auto
     if ctx.llm is None:
         raise PermanentError("no LLM is configured")
     repo = await ctx.repo()
@@ -58,7 +59,7 @@ async def handle(ctx: FlowContext) -> None:
             triaged=analysis is not None,
             rejected=await proposals.rejection(repo.full_name, number),
             existing=existing,
-            force=bool(args.get("force")),
+            force=args.force,
         )
         if verdict.ok and auto and not _auto_allowed(analysis or {}, rules):
             verdict = policy.Eligibility(False, "not warranted with enough confidence to propose by itself")
@@ -74,7 +75,7 @@ async def handle(ctx: FlowContext) -> None:
             base_branch=ctx.default_branch,
             base_sha=loaded.head_sha,
             problem=str(analysis.get("summary") or ""),
-            notes=str(args.get("notes") or ""),
+            notes=args.notes,
             title=neutral(str(issue.get("title") or ""))[:100],
             reporter=str((issue.get("user") or {}).get("login") or "") or None,
             area=str(analysis.get("area") or ""),
@@ -198,4 +199,4 @@ async def _push(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, r
     await state.publish(ctx, repo, proposal, body=not fresh)  # a new PR has this body already
 
 
-FLOW = Flow(name="propose", triggers=frozenset(), handler=handle, section="proposals")
+FLOW = Flow(name="propose", triggers=frozenset(), handler=handle, section="proposals", args=ProposeArgs)

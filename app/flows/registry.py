@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.flows.jobs import JobArgs
+
 if TYPE_CHECKING:
     from app.flows.context import FlowContext
 
@@ -29,6 +31,8 @@ class Flow:
     # Background work (True, or the actions that are) waits when its installation's GitHub budget
     # runs low, leaving the rest to interactive work (`app.policy.rate_budget`).
     background: bool | frozenset[str] = False
+    # What a scheduled job of this flow carries (`app.flows.jobs`), parsed before the handler runs.
+    args: type[JobArgs] = JobArgs
 
     def is_background(self, action: str | None) -> bool:
         return self.background is True or (

@@ -11,8 +11,6 @@ then the proposal is handed over to humans with what was tried.
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.errors import PermanentError
 from app.flows import proposal_state as state
 from app.flows.building import (
@@ -27,6 +25,7 @@ from app.flows.building import (
     working_of,
 )
 from app.flows.context import FlowContext
+from app.flows.jobs import ReviseArgs
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
@@ -41,16 +40,16 @@ OUTPUT_CHARS = 3_000
 
 
 async def handle(ctx: FlowContext) -> None:
-    args = ctx.payload
+    args = ctx.args_as(ReviseArgs)
     if ctx.llm is None:
         raise PermanentError("no LLM is configured")
     repo = await ctx.repo()
     rules = (await ctx.policy()).policy
     proposals = state.store(ctx)
-    proposal = await proposals.get(repo.full_name, int(args["issue"]))
+    proposal = await proposals.get(repo.full_name, args.issue)
     if proposal is None or proposal.status not in policy.OPEN or not proposal.pr_number or not proposal.files:
         return
-    trigger = str(args.get("trigger") or "command")
+    trigger = args.trigger
     if trigger != "command" and proposal.round >= rules.proposals.max_rounds:
         proposal.move(policy.Status.HANDED_OVER)
         PROPOSALS.labels("hand_over").inc()
@@ -68,7 +67,7 @@ async def handle(ctx: FlowContext) -> None:
         Section("problem", proposal.problem or proposal.title),
         Section("current_change", files_section(current, sorted(current), working.parts), kind="code"),
         Section("failure", failure),
-        Section("instructions", str(args.get("instructions") or "(none)")),
+        Section("instructions", args.instructions or "(none)"),
         Section("other_files", files_section(texts, others), kind="code"),
     ]
     try:
@@ -118,7 +117,7 @@ def _short(failure: str) -> str:
     return first[:200]
 
 
-async def _failure(repo: RepoClient, proposal: policy.Proposal, trigger: str, args: dict[str, Any]) -> str:
+async def _failure(repo: RepoClient, proposal: policy.Proposal, trigger: str, args: ReviseArgs) -> str:
     """What went wrong, in the words of the tools and people that said so (untrusted data)."""
     if trigger == "ci":
         fix = proposal.current("fix")
@@ -142,13 +141,11 @@ async def _failure(repo: RepoClient, proposal: policy.Proposal, trigger: str, ar
                     )
         return "\n".join(lines)
     if trigger == "audit":
-        return "The audit blocked the change. Its findings:\n" + "\n".join(
-            f"- {f}" for f in args.get("findings") or []
-        )
+        return "The audit blocked the change. Its findings:\n" + "\n".join(f"- {f}" for f in args.findings)
     if trigger == "review":
-        lines = ["A maintainer requested changes.", str(args.get("review_body") or "")]
-        if args.get("review_id") and proposal.pr_number:
-            for comment in await git.review_comments(repo, proposal.pr_number, int(args["review_id"])):
+        lines = ["A maintainer requested changes.", args.review_body]
+        if args.review_id and proposal.pr_number:
+            for comment in await git.review_comments(repo, proposal.pr_number, args.review_id):
                 lines.append(
                     f"- {comment.get('path')}:{comment.get('line') or comment.get('original_line')}: "
                     f"{str(comment.get('body') or '')[:1_000]}"
@@ -157,4 +154,4 @@ async def _failure(repo: RepoClient, proposal: policy.Proposal, trigger: str, ar
     return "A maintainer asked for a revision (see instructions)."
 
 
-FLOW = Flow(name="revise", triggers=frozenset(), handler=handle, section="proposals")
+FLOW = Flow(name="revise", triggers=frozenset(), handler=handle, section="proposals", args=ReviseArgs)

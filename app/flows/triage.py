@@ -11,6 +11,7 @@ from typing import Any
 
 from app.errors import PermanentError
 from app.flows.context import FlowContext
+from app.flows.jobs import ProposeArgs, TriageArgs
 from app.flows.registry import Flow
 from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
@@ -23,9 +24,10 @@ DAY = 86_400
 
 
 async def handle(ctx: FlowContext) -> None:
-    issue: dict[str, Any] = ctx.payload["issue"]
-    forced = bool(ctx.payload.get("forced"))
-    by_author = bool(ctx.payload.get("by_author"))  # `/autopack triage` by an author without rights
+    asked = ctx.args_as(TriageArgs) if ctx.args is not None else None  # `/autopack triage`
+    issue: dict[str, Any] = asked.issue if asked else ctx.payload["issue"]
+    forced = asked is not None and asked.forced
+    by_author = asked is not None and asked.by_author  # asked by the issue's author, without rights
     loaded = await ctx.policy()
     policy = loaded.policy
     repo = await ctx.repo()
@@ -101,17 +103,13 @@ async def handle(ctx: FlowContext) -> None:
         and analysis.confidence >= policy.proposals.min_confidence
     ):
         # The propose flow checks the rest (rejections, an open proposal, the budget).
-        await ctx.inbox.enqueue(
+        await ctx.enqueue(
             "propose",
-            f"{repo.full_name}#{number}",
-            args={
-                "installation_id": ctx.installation_id,
-                "repository": repo.full_name,
-                "default_branch": ctx.default_branch,
-                "issue": {k: issue[k] for k in ("number", "title", "body", "state", "user") if k in issue},
-                "auto": True,
-            },
-            dedupe_key=f"propose-auto:{repo.full_name}#{number}",
+            ProposeArgs(
+                issue={k: issue[k] for k in ("number", "title", "body", "state", "user") if k in issue},
+                auto=True,
+            ),
+            f"propose-auto:{repo.full_name}#{number}",
         )
     ctx.log.info(
         "triaged",
@@ -175,4 +173,5 @@ FLOW = Flow(
     accepts=accepts,
     section="feedback",
     background=frozenset({"edited"}),
+    args=TriageArgs,
 )

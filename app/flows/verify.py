@@ -18,6 +18,7 @@ from typing import Any
 
 from app.flows import proposal_state as state
 from app.flows.context import FlowContext
+from app.flows.jobs import AuditArgs, ReviseArgs, VerifyStepArgs
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
@@ -80,32 +81,24 @@ async def route(ctx: FlowContext) -> None:
         # Not (yet) the commit the record waits for: webhooks arrive out of order, and the branch
         # may have moved an instant before the record was read. The step reads the proposal and
         # GitHub's CI state when it runs, after the proposal's other jobs; a stale commit ends there.
-        await ctx.inbox.enqueue(
+        await ctx.enqueue(
             state.VERIFY_STEP,
-            state.subject(proposal),
-            args={
-                "installation_id": proposal.installation_id,
-                "repository": proposal.repository,
-                "issue": issue,
-                "sha": sha,
-                "trigger": "event",
-            },
-            dedupe_key=f"ci-event:{ctx.delivery_id}:{issue}",
+            VerifyStepArgs(**state.where(proposal), issue=issue, sha=sha, trigger="event"),
+            f"ci-event:{ctx.delivery_id}:{issue}",
         )
 
 
 async def step(ctx: FlowContext) -> None:
-    args = ctx.payload
+    args = ctx.args_as(VerifyStepArgs)
     repo = await ctx.repo()
-    proposal = await state.store(ctx).get(repo.full_name, int(args["issue"]))
+    proposal = await state.store(ctx).get(repo.full_name, args.issue)
     if proposal is None:
         return
     rules = (await ctx.policy()).policy
-    if args.get("kind") == "audit":
-        findings = list(args.get("findings") or [])
-        await _audited(ctx, repo, proposal, rules, str(args["sha"]), str(args["verdict"]), findings)
+    if args.kind == "audit":
+        await _audited(ctx, repo, proposal, rules, args.sha, str(args.verdict), list(args.findings))
         return
-    sha = str(args["sha"])
+    sha = args.sha
     if proposal.waiting_sha != sha or proposal.status not in policy.WAITING:
         return  # decided already, or a newer commit is waited for
     runs, statuses = await git.ci_for(repo, sha)
@@ -119,7 +112,7 @@ async def step(ctx: FlowContext) -> None:
     )
     read = policy.verdict(checks, base_failing=proposal.base_failing or (), must_pass=must_pass)
     outcome = read.outcome
-    trigger: policy.Trigger = args.get("trigger", "event")
+    trigger: policy.Trigger = args.trigger
     decided = policy.next_step(proposal, sha, outcome, trigger, max_rounds=rules.proposals.max_rounds)
     current = proposal.current(phase)
     if current is not None:
@@ -188,35 +181,39 @@ def _end_round(proposal: policy.Proposal, outcome: str) -> None:
 
 async def _audit(ctx: FlowContext, proposal: policy.Proposal) -> None:
     """The audit of the fix commit (the PR is a draft, so it is asked for, not triggered)."""
-    await ctx.inbox.enqueue(
+    assert proposal.pr_number is not None
+    await ctx.enqueue(
         "audit",
-        f"{proposal.repository}#{proposal.pr_number}",
-        args={
-            "forced": True,
-            "installation_id": proposal.installation_id,
-            "repository": proposal.repository,
-            "default_branch": proposal.base_branch,
-            "number": proposal.pr_number,
-        },
-        dedupe_key=f"audit:{proposal.repository}#{proposal.pr_number}:{proposal.fix_sha}",
+        AuditArgs(**state.where(proposal), forced=True, number=proposal.pr_number),
+        f"audit:{proposal.repository}#{proposal.pr_number}:{proposal.fix_sha}",
     )
 
 
 async def queue_revise(
-    ctx: FlowContext, proposal: policy.Proposal, trigger: str, *, key: str | None = None, **details: Any
+    ctx: FlowContext,
+    proposal: policy.Proposal,
+    trigger: str,
+    *,
+    key: str | None = None,
+    sha: str | None = None,
+    findings: tuple[str, ...] = (),
+    review_id: int | None = None,
+    review_body: str = "",
+    instructions: str = "",
 ) -> None:
-    await ctx.inbox.enqueue(
-        REVISE,
-        state.subject(proposal),
-        args={
-            "installation_id": proposal.installation_id,
-            "repository": proposal.repository,
-            "default_branch": proposal.base_branch,
-            "issue": proposal.issue,
-            "trigger": trigger,
-            **details,
-        },
-        dedupe_key=f"revise:{proposal.repository}#{proposal.issue}:{proposal.round}:{key or trigger}",
+    """A revise round of `proposal`, once per round and cause (`key`, else the trigger)."""
+    args = ReviseArgs(
+        **state.where(proposal),
+        issue=proposal.issue,
+        trigger=trigger,
+        sha=sha,
+        findings=findings,
+        review_id=review_id,
+        review_body=review_body,
+        instructions=instructions,
+    )
+    await ctx.enqueue(
+        REVISE, args, f"revise:{proposal.repository}#{proposal.issue}:{proposal.round}:{key or trigger}"
     )
 
 
@@ -236,7 +233,7 @@ async def _audited(
         if verdict == "block":
             if proposal.round < rules.proposals.max_rounds:
                 proposal.move(policy.Status.REVISING)
-                await queue_revise(ctx, proposal, "audit", findings=findings[:20])
+                await queue_revise(ctx, proposal, "audit", findings=tuple(findings[:20]))
             else:
                 proposal.move(policy.Status.HANDED_OVER)
             PROPOSALS.labels("audit_blocked").inc()
@@ -261,4 +258,6 @@ FLOW = Flow(
     accepts=accepts,
     section="proposals",
 )
-STEP_FLOW = Flow(name=state.VERIFY_STEP, triggers=frozenset(), handler=step, section="proposals")
+STEP_FLOW = Flow(
+    name=state.VERIFY_STEP, triggers=frozenset(), handler=step, section="proposals", args=VerifyStepArgs
+)
