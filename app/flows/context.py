@@ -50,7 +50,8 @@ class FlowContext:
     def args_as(self, kind: type[A]) -> A:
         """This scheduled job's args as the flow's model (a delivery's job has none)."""
         if not isinstance(self.args, kind):
-            raise PermanentError(f"{self.job.flow} runs with {kind.__name__}, not {type(self.args).__name__}")
+            given = type(self.args).__name__ if self.args is not None else "a delivery"
+            raise PermanentError(f"{self.job.flow} runs with {kind.__name__}, not {given}")
         return self.args
 
     async def enqueue(
@@ -58,8 +59,11 @@ class FlowContext:
     ) -> int | None:
         """Queue `flow` for this job's repository once per `key`. The installation, repository and
         default branch are this job's unless `args` names them; the subject comes from `args`."""
-        where = {"installation_id": self.installation_id, "repository": self.repository}
-        where["default_branch"] = self.default_branch
+        where = {
+            "installation_id": self.installation_id,
+            "repository": self.repository,
+            "default_branch": self.default_branch,
+        }
         filled = args.model_copy(update={k: v for k, v in where.items() if getattr(args, k) is None})
         return await jobs.queue(self.inbox, flow, filled, key, run_at=run_at)
 

@@ -126,3 +126,90 @@ async def test_enqueue_fills_in_where_the_job_runs_and_keeps_what_args_name() ->
     with pytest.raises(PermanentError, match="runs with AuditArgs, not GateCheckArgs"):
         scheduled.args_as(AuditArgs)
     inbox.close()
+
+
+@pytest.mark.parametrize(
+    ("flow", "stored"),
+    [
+        (
+            "triage",
+            {
+                "forced": True,
+                "installation_id": 1,
+                "repository": REPO,
+                "default_branch": None,
+                "issue": {"number": 7},
+                "by_author": True,
+            },
+        ),
+        (
+            "audit",
+            {
+                "forced": True,
+                "installation_id": 1,
+                "repository": REPO,
+                "default_branch": "main",
+                "number": 12,
+            },
+        ),
+        (
+            "propose",
+            {
+                "installation_id": 1,
+                "repository": REPO,
+                "default_branch": "main",
+                "issue": {"number": 7},
+                "auto": True,
+            },
+        ),
+        (
+            "propose",
+            {
+                "forced": True,
+                "installation_id": 1,
+                "repository": REPO,
+                "issue": {"number": 7},
+                "notes": "n",
+                "force": False,
+            },
+        ),
+        ("digest", {"installation_id": 1, "repository": REPO, "week": "2026-W49"}),
+        (
+            "verify_step",
+            {"installation_id": 1, "repository": REPO, "issue": 7, "sha": "f1", "trigger": "deadline"},
+        ),
+        (
+            "verify_step",
+            {
+                "installation_id": 1,
+                "repository": REPO,
+                "issue": 7,
+                "kind": "audit",
+                "sha": "f1",
+                "verdict": "block",
+                "findings": ["high a.py:1-2 x"],
+            },
+        ),
+        (
+            "revise",
+            {
+                "installation_id": 1,
+                "repository": REPO,
+                "default_branch": "main",
+                "issue": 7,
+                "trigger": "review",
+                "review_id": 5,
+                "review_body": "b",
+            },
+        ),
+        ("gate_check", {"installation_id": 1, "repository": REPO, "default_branch": "main", "issue": 7}),
+        ("dependencies", {"installation_id": 1, "repository": REPO, "number": 12}),
+    ],
+)
+def test_jobs_queued_by_the_previous_release_still_parse(flow: str, stored: dict[str, object]) -> None:
+    """An upgrade finds jobs queued with the hand-built dicts of before: each fits its model."""
+    found = default_registry().get(flow)
+    assert found is not None
+    args = parse_args(found, stored)
+    assert args.installation_id == 1
+    assert args.subject().startswith(REPO)
