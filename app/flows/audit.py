@@ -34,6 +34,7 @@ from app.metrics import AUDITS
 from app.policy import audit, dismissals
 from app.policy.audit_report import AuditReport, Change, Opinion, Scope, assess
 from app.policy.diff import FileDiff, fit, from_api
+from app.policy.gate import Review
 from app.policy.proposal import issue_of_branch
 from app.policy.repo_policy import RepoPolicy
 
@@ -118,20 +119,18 @@ async def _resolve_threads(repo: RepoClient, thread_ids: list[str]) -> None:
         await repo.resolve_thread(thread_id)
 
 
-async def _earlier_reviews(
-    repo: RepoClient, number: int, head: str
-) -> tuple[set[str], dict[str, Any] | None]:
+async def _earlier_reviews(repo: RepoClient, number: int, head: str) -> tuple[set[str], Review | None]:
     """The fingerprints Autopack's earlier reviews reported, and its review of `head` if any."""
     bot = await repo.bot_login()
     reported: set[str] = set()
-    posted: dict[str, Any] | None = None
+    posted: Review | None = None
     for review in await repo.reviews(number):
-        if (review.get("user") or {}).get("login") != bot:
+        if review.reviewer != bot:
             continue
-        match = _MARKER.search(review.get("body") or "")
+        match = _MARKER.search(review.body)
         if match is None:
             continue
-        if head.startswith(match["sha"]) or review.get("commit_id") == head:
+        if head.startswith(match["sha"]) or review.commit_id == head:
             posted = review
             continue
         reported.update(fp for fp in (match["fps"] or "").split(",") if fp)
@@ -218,7 +217,7 @@ async def _complete(
     repo: RepoClient,
     pr: dict[str, Any],
     head: str,
-    posted: dict[str, Any] | None,
+    posted: Review | None,
     stored: AuditReport | None,
 ) -> None:
     """This head was audited (its report is stored, or its review exists): post whatever of the
@@ -226,7 +225,7 @@ async def _complete(
     number = int(pr["number"])
     if stored is None:  # a review from before reports were stored: it is all there is
         assert posted is not None
-        body = str(posted.get("body") or "")
+        body = posted.body
         match = _MARKER.search(body)
         verdict = (match["verdict"] if match else None) or "comment"
         stored = AuditReport(

@@ -33,7 +33,7 @@ from app.llm.prompt import Section
 from app.metrics import DEPENDABOT
 from app.policy import dependabot as policy
 from app.policy.diff import fit, from_api
-from app.policy.gate import Review, ci_state, latest_reviews
+from app.policy.gate import ci_state, latest_reviews
 from app.policy.labels import LabelSpec
 from app.policy.proposal import checks_from
 from app.policy.repo_policy import RepoPolicy
@@ -230,11 +230,7 @@ async def _withdraw(ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], reas
     if enabled_by.lower() == bot.lower() and pr.get("node_id"):
         await git.disable_auto_merge(repo, str(pr["node_id"]))
         withdrew = True
-    mine = tuple(
-        Review(bot, "Bot", str(r.get("state") or ""), str(r.get("commit_id") or ""), int(r["id"]))
-        for r in await repo.reviews(number)
-        if ((r.get("user") or {}).get("login") or "").lower() == bot.lower()
-    )
+    mine = tuple(r for r in await repo.reviews(number) if r.reviewer.lower() == bot.lower())
     current = latest_reviews(mine).get(bot.lower())
     if current is not None and current.state.upper() == "APPROVED":
         await git.dismiss_review(repo, number, current.order, f"Autopack: {reason}.")
@@ -248,14 +244,7 @@ async def _withdraw(ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], reas
 async def _approve(repo: RepoClient, number: int, head: str) -> None:
     """Approve the head once (this is Dependabot's code, never Autopack's own)."""
     bot = await repo.bot_login()
-    reviews = await repo.reviews(number)
-    mine = [r for r in reviews if (r.get("user") or {}).get("login") == bot]
-    latest = latest_reviews(
-        tuple(
-            Review(bot, "Bot", str(r.get("state") or ""), str(r.get("commit_id") or ""), int(r["id"]))
-            for r in mine
-        )
-    )
+    latest = latest_reviews(tuple(r for r in await repo.reviews(number) if r.reviewer == bot))
     current = latest.get(bot.lower())
     if current is not None and current.state.upper() == "APPROVED" and current.commit_id == head:
         return

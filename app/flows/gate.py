@@ -122,16 +122,7 @@ async def _decide(
     ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, rules: RepoPolicy, pr: dict[str, Any]
 ) -> tuple[gate.GateDecision, str]:
     head = str(pr["head"]["sha"])
-    reviews = tuple(
-        gate.Review(
-            str((r.get("user") or {}).get("login") or ""),
-            str((r.get("user") or {}).get("type") or "User"),
-            str(r.get("state") or ""),
-            str(r.get("commit_id") or ""),
-            int(r.get("id") or 0),
-        )
-        for r in await repo.reviews(proposal.pr_number or 0)
-    )
+    reviews = tuple(await repo.reviews(proposal.pr_number or 0))
     bot = await repo.bot_login()
     permissions: dict[str, Permission] = {}
     for review in gate.latest_reviews(reviews).values():

@@ -17,6 +17,7 @@ from githubkit.exception import RequestFailed
 
 from app.policy import render
 from app.policy.commands import Permission, permission_from_api
+from app.policy.gate import Review
 from app.policy.github_cache import FRESH
 from app.policy.labels import LabelSpec
 
@@ -328,8 +329,9 @@ class RepoClient:
     async def pull_commits(self, number: int) -> list[dict[str, Any]]:
         return await self.pages(f"pulls/{number}/commits", limit=250)
 
-    async def reviews(self, number: int) -> list[dict[str, Any]]:
-        return await self.pages(f"pulls/{number}/reviews", limit=1_000)
+    async def reviews(self, number: int) -> list[Review]:
+        """The pull request's reviews, oldest first."""
+        return [Review.from_api(r) for r in await self.pages(f"pulls/{number}/reviews", limit=1_000)]
 
     async def issue_comments(self, number: int) -> list[dict[str, Any]]:
         """Every comment of an issue or PR conversation, oldest first."""

@@ -37,6 +37,20 @@ class Review:
     state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING
     commit_id: str
     order: int  # GitHub's review id: later reviews have larger ids
+    body: str = ""
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Review:
+        """A review as GitHub's REST API lists it (`GET /pulls/{n}/reviews`)."""
+        user = data.get("user") or {}
+        return cls(
+            str(user.get("login") or ""),
+            str(user.get("type") or "User"),
+            str(data.get("state") or ""),
+            str(data.get("commit_id") or ""),
+            int(data.get("id") or 0),
+            str(data.get("body") or ""),
+        )
 
 
 @dataclass(frozen=True)

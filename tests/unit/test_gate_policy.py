@@ -193,3 +193,20 @@ def test_required_checks_that_have_not_reported_are_pending() -> None:
     decision = decide(gate(approval(), checks=(), required_checks=frozenset({"tests"})))
     assert decision.action == "wait"
     assert "checks 0/1 green" in decision.reasons
+
+
+def test_a_review_is_read_from_the_api_once_for_every_flow() -> None:
+    listed = {
+        "id": 80,
+        "user": {"login": "octocat", "type": "User"},
+        "body": "Looks good",
+        "state": "APPROVED",
+        "commit_id": "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091",
+    }
+    assert Review.from_api(listed) == Review(
+        "octocat", "User", "APPROVED", "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091", 80, "Looks good"
+    )
+    # A deleted account (no user) and a review without a body still read, as nobody's.
+    assert Review.from_api({"id": 3, "user": None, "state": "COMMENTED", "body": None}) == Review(
+        "", "User", "COMMENTED", "", 3, ""
+    )
