@@ -38,44 +38,53 @@ class JobArgs(BaseModel):
         return self.model_dump(mode="json", exclude_defaults=True)
 
 
-class TriageArgs(JobArgs):
-    """`/autopack triage`: the issue as the command's webhook showed it."""
+class OnIssue(JobArgs):
+    """A job about one of a proposal's issues: it runs on the issue's subject."""
 
-    issue: dict[str, Any]
-    by_author: bool = False  # the issue's author, without triage rights, asked
+    issue: int
+
+    def thread(self) -> int:
+        return self.issue
+
+
+class OnPull(JobArgs):
+    """A job about a pull request, read afresh when it runs."""
+
+    number: int
+
+    def thread(self) -> int:
+        return self.number
+
+
+class OnIssueObject(JobArgs):
+    """A job that starts from an issue as a webhook (or the digest) showed it."""
+
+    issue: dict[str, Any]  # number, title, body, state, user, ...
 
     def thread(self) -> int:
         return int(self.issue["number"])
 
 
-class AuditArgs(JobArgs):
-    """`/autopack audit`, or a proposal's verified fix: the pull request is read afresh."""
+class TriageArgs(OnIssueObject):
+    """`/autopack triage`: the issue as the command's webhook showed it."""
 
-    number: int
-
-    def thread(self) -> int:
-        return self.number
+    by_author: bool = False  # the issue's author, without triage rights, asked
 
 
-class DependencyArgs(JobArgs):
+class AuditArgs(OnPull):
+    """`/autopack audit`, or a proposal's verified fix."""
+
+
+class DependencyArgs(OnPull):
     """A Dependabot pull request to evaluate again (its CI reported, or never did)."""
 
-    number: int
 
-    def thread(self) -> int:
-        return self.number
-
-
-class ProposeArgs(JobArgs):
+class ProposeArgs(OnIssueObject):
     """A proposal to start: by a command, by triage (`auto`) or by the digest."""
 
-    issue: dict[str, Any]  # number, title, body, state, user (what the proposal needs of it)
     auto: bool = False
     force: bool = False
     notes: str = ""
-
-    def thread(self) -> int:
-        return int(self.issue["number"])
 
 
 class DigestArgs(JobArgs):
@@ -84,43 +93,33 @@ class DigestArgs(JobArgs):
     week: str | None = None
 
 
-class VerifyStepArgs(JobArgs):
+class VerifyStepArgs(OnIssue):
     """A proposal's CI result for `sha` to read (an event, the no-CI check, the deadline), or its
     audit's verdict (`kind="audit"`)."""
 
-    issue: int
     sha: str
     trigger: Literal["event", "no_ci_check", "deadline"] = "event"
     kind: Literal["ci", "audit"] = "ci"
     verdict: str | None = None
     findings: tuple[str, ...] = ()
 
-    def thread(self) -> int:
-        return self.issue
+
+ReviseTrigger = Literal["ci", "audit", "review", "command"]
 
 
-class ReviseArgs(JobArgs):
+class ReviseArgs(OnIssue):
     """A revise round of a proposal, and what asked for it."""
 
-    issue: int
-    trigger: str = "command"  # "ci", "audit", "review" or "command"
+    trigger: ReviseTrigger = "command"
     sha: str | None = None  # the fix commit CI failed
     findings: tuple[str, ...] = ()  # the audit's
     review_id: int | None = None
     review_body: str = ""
     instructions: str = ""  # the command's
 
-    def thread(self) -> int:
-        return self.issue
 
-
-class GateCheckArgs(JobArgs):
+class GateCheckArgs(OnIssue):
     """The merge gate of a proposal's pull request, evaluated on its issue's subject."""
-
-    issue: int
-
-    def thread(self) -> int:
-        return self.issue
 
 
 async def queue(

@@ -141,7 +141,7 @@ async def _audit(
         count=counter_for("anthropic").count,
         priority=lambda f: audit.priority(f, extra),
     )
-    messages = "\n".join(m.splitlines()[0][:200] if m.splitlines() else "" for m in commit_messages)
+    messages = "\n".join((m.splitlines() or [""])[0][:200] for m in commit_messages)
     answer = await ctx.llm.ask(
         audit.AuditAnswer,
         template="push_audit",

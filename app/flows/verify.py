@@ -18,7 +18,7 @@ from typing import Any
 
 from app.flows import proposal_state as state
 from app.flows.context import FlowContext
-from app.flows.jobs import AuditArgs, ReviseArgs, VerifyStepArgs
+from app.flows.jobs import AuditArgs, ReviseArgs, ReviseTrigger, VerifyStepArgs
 from app.flows.registry import Flow
 from app.github import git
 from app.github.repo import RepoClient
@@ -192,7 +192,7 @@ async def _audit(ctx: FlowContext, proposal: policy.Proposal) -> None:
 async def queue_revise(
     ctx: FlowContext,
     proposal: policy.Proposal,
-    trigger: str,
+    trigger: ReviseTrigger,
     *,
     key: str | None = None,
     sha: str | None = None,

@@ -67,6 +67,7 @@ class Proposals:
         """Create the proposal unless an open one exists for the issue (False then)."""
         now = self.clock()
         placeholders = ", ".join("?" for _ in OPEN)
+        status, data = Status(proposal.status).value, json.dumps(proposal.to_json())
 
         def op(tx: Tx) -> bool:
             changed = tx.execute(
@@ -74,15 +75,7 @@ class Proposals:
                 f"created_at = ?, updated_at = ?, version = version + 1 "
                 f"WHERE repository = ? AND issue_number = ? "
                 f"AND status NOT IN ({placeholders})",
-                (
-                    Status(proposal.status).value,
-                    json.dumps(proposal.to_json()),
-                    now,
-                    now,
-                    proposal.repository,
-                    proposal.issue,
-                    *_OPEN_VALUES,
-                ),
+                (status, data, now, now, proposal.repository, proposal.issue, *_OPEN_VALUES),
             )
             if changed:
                 proposal.version = self._version(tx, proposal)
@@ -92,14 +85,7 @@ class Proposals:
                     tx.execute(
                         "INSERT INTO proposals (repository, issue_number, status, pr_number, waiting_sha,"
                         " data, created_at, updated_at) VALUES (?, ?, ?, NULL, NULL, ?, ?, ?)",
-                        (
-                            proposal.repository,
-                            proposal.issue,
-                            Status(proposal.status).value,
-                            json.dumps(proposal.to_json()),
-                            now,
-                            now,
-                        ),
+                        (proposal.repository, proposal.issue, status, data, now, now),
                     )
             except IntegrityError:
                 return False  # an open proposal holds the row
@@ -121,22 +107,23 @@ class Proposals:
         raises StaleProposal otherwise. An ended proposal (merged, closed) stays ended."""
         now = self.clock()
         ended = ", ".join("?" for _ in ENDED)
+        status = Status(proposal.status)
         changed = await self.db.run(
             lambda tx: tx.execute(
                 "UPDATE proposals SET status = ?, pr_number = ?, waiting_sha = ?, data = ?, updated_at = ?, "  # noqa: S608
                 f"version = version + 1 WHERE repository = ? AND issue_number = ? AND version = ? "
                 f"AND (status NOT IN ({ended}) OR ? IN ({ended}))",
                 (
-                    Status(proposal.status).value,
+                    status.value,
                     proposal.pr_number,
-                    proposal.waiting_sha if Status(proposal.status) in WAITING else None,
+                    proposal.waiting_sha if status in WAITING else None,
                     json.dumps({**proposal.to_json(), "version": proposal.version + 1}),
                     now,
                     proposal.repository,
                     proposal.issue,
                     proposal.version,
                     *_ENDED_VALUES,
-                    Status(proposal.status).value,
+                    status.value,
                     *_ENDED_VALUES,
                 ),
             )

@@ -11,7 +11,7 @@ push (`app.flows.building`) acts on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.policy import audit, dismissals, hidden_text, secrets
@@ -133,7 +133,7 @@ class Shown:
     omitted: tuple[str, ...]
     summarised: tuple[str, ...]
     repeated: int  # findings reported on an earlier commit that still apply
-    left_out: tuple[int, int] = field(default=(0, 0))  # (under the floors, dismissed before)
+    left_out: tuple[int, int] = (0, 0)  # (under the floors, dismissed before)
 
 
 def assess(
