@@ -8,7 +8,9 @@
     │   ├── Refused                app.flows.building  an edit does not apply, a guardrail says no
     │   ├── StructuredOutputError  app.llm.service     the answer misses its schema after a repair
     │   ├── CallCapExceeded        app.llm.service     a job asked for more model calls than allowed
-    │   └── InvalidTransition      app.policy.proposal a proposal move its table lacks: a bug
+    │   ├── InvalidTransition      app.policy.proposal a proposal move its table lacks: a bug
+    │   └── Unreadable             app.events          a payload without what Autopack reads of it
+    │                                                  (the receiver queues it; dispatch fails it)
     ├── transient ──────────── anything else: retried with backoff, dead-lettered after max attempts
     │   ├── LLMError               app.llm.service     (base of the model failures above)
     │   │   └── NoModelAvailable                       every model of the chain failed
@@ -64,6 +66,7 @@ GROUPS: dict[str, frozenset[str]] = {
             "app.llm.service.StructuredOutputError",
             "app.llm.service.CallCapExceeded",
             "app.policy.proposal.InvalidTransition",
+            "app.events.Unreadable",
         }
     ),
     "transient": frozenset(

@@ -497,7 +497,7 @@ class FakeGitHub:
             return [str(lb["name"] if isinstance(lb, dict) else lb) for lb in issue.get("labels", [])]
 
         found = [
-            i
+            {**i, "labels": [{"name": name} for name in names(i)]}  # GitHub lists label objects
             for i in self.open_issues
             if (wanted is None or wanted in names(i)) and (state == "all" or i.get("state", "open") == state)
         ]
@@ -514,7 +514,7 @@ class FakeGitHub:
             "user": {"login": "autopack[bot]", "type": "Bot"},
         }
         self.open_issues.append(issue)
-        return httpx.Response(201, json=issue)
+        return httpx.Response(201, json={**issue, "labels": [{"name": n} for n in issue["labels"]]})
 
     def _update_issue(self, request: httpx.Request, full: str, n: str) -> httpx.Response:
         data = _body(request)
@@ -741,7 +741,11 @@ class FakeGitHub:
             "title": data["title"],
             "body": data["body"],
             "head": {"ref": data["head"], "sha": self.refs.get(data["head"]), "repo": {"full_name": full}},
-            "base": {"ref": data["base"], "repo": {"full_name": full}},
+            "base": {
+                "ref": data["base"],
+                "sha": self.refs.get(data["base"]) or self.head,
+                "repo": {"full_name": full},
+            },
             "user": {"login": "autopack[bot]", "type": "Bot"},
         }
         self.created_pulls.append(data)

@@ -16,32 +16,14 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "github-webhooks"
 SECRET = "test-webhook-secret-0123456789"
 
 
-def _adapt(node: Any) -> None:
-    """Add the fields current githubkit models require that GitHub's older examples lack."""
-    if isinstance(node, dict):
-        if {"name", "color", "default"} <= node.keys():  # a label
-            node.setdefault("archived_at", None)
-            node.setdefault("archived_by", None)
-        if "app_id" in node and "target_type" in node:  # an installation
-            node.setdefault("app_slug", "autopack")
-        if "verified" in node and "reason" in node:  # a commit verification
-            node.setdefault("verified_at", None)
-        for value in node.values():
-            _adapt(value)
-    elif isinstance(node, list):
-        for value in node:
-            _adapt(value)
-
-
 @functools.cache
 def _raw(event: str, name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / event / name).read_text())
 
 
 def payload(event: str, name: str = "payload.json", **changes: Any) -> dict[str, Any]:
-    """A real example payload (`issue_comment`, `created.payload.json`), adapted, deep-copied."""
+    """A real example payload (`issue_comment`, `created.payload.json`), deep-copied."""
     data = copy.deepcopy(_raw(event, name))
-    _adapt(data)
     data.update(changes)
     return data
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
 
 from githubkit.exception import RequestFailed
 
+from app.events import PullRequest, PullRequestEvent
 from app.flows import learnings
 from app.flows.context import FlowContext
 from app.flows.jobs import AuditArgs, VerifyStepArgs
@@ -33,7 +33,7 @@ from app.llm.tokens import counter_for
 from app.metrics import AUDITS
 from app.policy import audit, dismissals
 from app.policy.audit_report import AuditReport, Change, Opinion, Scope, assess
-from app.policy.diff import FileDiff, fit, from_api
+from app.policy.diff import FileDiff, fit
 from app.policy.gate import Review
 from app.policy.proposal import issue_of_branch
 from app.policy.repo_policy import RepoPolicy
@@ -45,17 +45,16 @@ _MARKER = re.compile(
 PROMPT_OVERHEAD = 3_000  # system rules, task, PR title/body and commits: the diff gets the rest
 
 
-def accepts(payload: dict[str, Any]) -> bool:
+def accepts(event: PullRequestEvent) -> bool:
     """Open, non-draft pull requests (a draft is audited when it is marked ready for review)."""
-    pr = payload.get("pull_request") or {}
-    return pr.get("state") == "open" and not pr.get("draft", False)
+    return event.pull_request.state == "open" and not event.pull_request.draft
 
 
 async def handle(ctx: FlowContext) -> None:
     repo = await ctx.repo()
     asked = ctx.args_as(AuditArgs) if ctx.args is not None else None  # a command, or a proposal's fix
-    pr = await repo.pull(asked.number) if asked else ctx.payload["pull_request"]
-    number, head = int(pr["number"]), str(pr["head"]["sha"])
+    pr = await repo.pull(asked.number) if asked else ctx.event_as(PullRequestEvent).pull_request
+    number, head = pr.number, pr.head.sha
     rules = (await ctx.policy()).policy
     if not (asked and asked.forced) and await _not_asked(ctx, repo, pr, rules):
         return
@@ -66,9 +65,9 @@ async def handle(ctx: FlowContext) -> None:
         await _complete(ctx, repo, pr, head, posted, stored)
         return
 
-    threads = [dismissals.Thread.from_api(t) for t in await repo.review_threads(number)]
+    threads = await repo.review_threads(number)
     await learnings.remember(ctx, repo, dismissals.signals(threads, await repo.bot_login()))
-    files = from_api(await repo.pull_files(number))
+    files = await repo.pull_files(number)
     commits = await repo.pull_commits(number)
     report = await audit_change(
         ctx,
@@ -76,9 +75,9 @@ async def handle(ctx: FlowContext) -> None:
         rules,
         files=files,
         head=head,
-        title=str(pr.get("title") or ""),
-        body=str(pr.get("body") or ""),
-        commit_messages=[str((c.get("commit") or {}).get("message") or "") for c in commits],
+        title=pr.title,
+        body=pr.body or "",
+        commit_messages=[c.message for c in commits],
         reported=reported,
     )
     gone = dismissals.no_longer_apply(threads, await repo.bot_login(), set(report.prints))
@@ -95,20 +94,19 @@ async def handle(ctx: FlowContext) -> None:
     await _report_to_proposal(ctx, pr, head, report.verdict, list(report.findings))
 
 
-async def _not_asked(ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], rules: RepoPolicy) -> bool:
+async def _not_asked(ctx: FlowContext, repo: RepoClient, pr: PullRequest, rules: RepoPolicy) -> bool:
     """A pull request nobody asked to audit (`audit.auto` and its author decide): counted, logged."""
-    user = pr.get("user") or {}
     skip = audit.unasked_skip(
         rules.audit.auto if rules.audit.enabled else "off",
-        author=str(user.get("login") or ""),
-        author_type=str(user.get("type") or ""),
+        author=pr.author,
+        author_type=pr.user.type if pr.user is not None else "",
         own_bot=await repo.bot_login(),
         bot_authors=rules.audit.bot_authors,
         dependabot_flow=rules.dependabot.enabled,
     )
     if skip is not None:
         AUDITS.labels(f"skipped_{skip}").inc()
-        ctx.log.info("audit not asked for", pr=pr["number"], reason=skip)
+        ctx.log.info("audit not asked for", pr=pr.number, reason=skip)
     return skip is not None
 
 
@@ -215,14 +213,14 @@ async def audit_change(
 async def _complete(
     ctx: FlowContext,
     repo: RepoClient,
-    pr: dict[str, Any],
+    pr: PullRequest,
     head: str,
     posted: Review | None,
     stored: AuditReport | None,
 ) -> None:
     """This head was audited (its report is stored, or its review exists): post whatever of the
     review and the check run is missing, never a second review. Done only when both exist."""
-    number = int(pr["number"])
+    number = pr.number
     if stored is None:  # a review from before reports were stored: it is all there is
         assert posted is not None
         body = posted.body
@@ -292,18 +290,16 @@ async def _has_check(ctx: FlowContext, repo: RepoClient, head: str) -> bool:
 
 
 async def _report_to_proposal(
-    ctx: FlowContext, pr: dict[str, Any], head: str, verdict: str, findings: list[str]
+    ctx: FlowContext, pr: PullRequest, head: str, verdict: str, findings: list[str]
 ) -> None:
     """An Autopack proposal's PR: the verdict goes to its `verify_step` (ready, or revise)."""
-    issue = issue_of_branch((pr.get("head") or {}).get("ref"))
-    base_repo = ((pr.get("base") or {}).get("repo") or {}).get("full_name")
-    head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
-    if issue is None or ctx.repository is None or head_repo != base_repo:
+    issue = issue_of_branch(pr.head.ref)
+    if issue is None or ctx.repository is None or pr.head.repo_name != pr.base.repo_name:
         return
     await ctx.enqueue(
         VERIFY_STEP,
         VerifyStepArgs(issue=issue, kind="audit", sha=head, verdict=verdict, findings=tuple(findings[:20])),
-        f"audit-result:{ctx.repository}#{pr['number']}:{head}",
+        f"audit-result:{ctx.repository}#{pr.number}:{head}",
     )
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from app.events import Comment, Issue, IssueCommentEvent, ReviewCommentEvent, by_bot
 from app.flows.context import FlowContext
 from app.flows.jobs import AuditArgs, DigestArgs, JobArgs, ProposeArgs, TriageArgs
 from app.flows.registry import Flow
@@ -33,7 +33,6 @@ from app.policy.commands import (
     ParsedCommand,
     Permission,
     authorise,
-    is_bot,
     parse_commands,
 )
 from app.policy.proposal import Proposal
@@ -49,9 +48,9 @@ class CommandContext:
     comment_id: int
     sender: str
     command: ParsedCommand
-    permission: Permission = Permission.NONE  # the sender's, asked at the time of the command
-    issue: dict[str, Any] = field(default_factory=dict)  # the issue or pull request, issue-shaped
-    review_comment: dict[str, Any] | None = None  # the command's comment, when in a review thread
+    permission: Permission  # the sender's, asked at the time of the command
+    issue: Issue  # the issue or pull request, as an issue object
+    review_comment: Comment | None = None  # the command's comment, when in a review thread
 
     @property
     def subject(self) -> str:
@@ -72,6 +71,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+CommentEvent = IssueCommentEvent | ReviewCommentEvent
 
 
 def command(
@@ -157,45 +157,40 @@ async def _run_flow_now(ctx: CommandContext, flow: str, args: JobArgs) -> str:
 # ---- the flow ----------------------------------------------------------------------------------
 
 
-def accepts(payload: dict[str, Any]) -> bool:
+def accepts(event: CommentEvent) -> bool:
     """Cheap receiver-side filter: a created comment by a human that has a command line."""
-    comment = payload.get("comment") or {}
-    user = comment.get("user") or {}
-    if is_bot(user.get("login"), user.get("type")):
-        return False
-    return bool(parse_commands(comment.get("body")))
+    return not by_bot(event.comment.user) and bool(parse_commands(event.comment.body))
 
 
-def _thread_of(payload: dict[str, Any]) -> dict[str, Any]:
-    """The issue or pull request the comment is on, in the shape of an `issue` payload object (a
-    pull request's carries `pull_request`, as GitHub's issue objects of pull requests do)."""
-    if "issue" in payload:
-        return dict(payload["issue"])
-    pr = payload["pull_request"]
-    keep = ("number", "title", "body", "state", "user", "html_url")
-    return {**{k: pr[k] for k in keep if k in pr}, "pull_request": {"url": pr.get("url")}}
+def _thread_of(event: CommentEvent) -> Issue:
+    """The issue or pull request the comment is on, as an issue object (a pull request's carries
+    `pull_request`, as GitHub's issue objects of pull requests do)."""
+    if isinstance(event, IssueCommentEvent):
+        return event.issue
+    return event.pull_request.as_issue()
 
 
 async def handle(ctx: FlowContext) -> None:
-    payload = ctx.payload
-    comment = payload["comment"]
-    in_review = "pull_request" in payload and "issue" not in payload
-    author = comment.get("user") or {}
-    sender = payload.get("sender") or author
-    if is_bot(author.get("login"), author.get("type")) or is_bot(sender.get("login"), sender.get("type")):
-        ctx.log.info("command ignored: comment by a bot", login=author.get("login"))
+    event = ctx.event
+    if not isinstance(event, CommentEvent):
+        raise ctx.unexpected()
+    comment = event.comment
+    in_review = isinstance(event, ReviewCommentEvent)
+    author = comment.user
+    if author is None or author.is_bot or by_bot(event.sender):
+        ctx.log.info("command ignored: comment by a bot", login=comment.author)
         return
-    parsed = parse_commands(comment.get("body"))
+    parsed = parse_commands(comment.body)
     if not parsed:
         return
     repo = await ctx.repo()
-    if author.get("login") == await repo.bot_login():
+    if author.login == await repo.bot_login():
         return
-    login = str(author["login"])
-    issue = _thread_of(payload)
-    number = int(issue["number"])
-    issue_author = (issue.get("user") or {}).get("login")
-    comment_id = int(comment["id"])
+    login = author.login
+    issue = _thread_of(event)
+    number = issue.number
+    issue_author = issue.author
+    comment_id = comment.id
     react = repo.react_to_review_comment if in_review else repo.react_to_comment
     await react(comment_id, "eyes")
 
@@ -291,7 +286,7 @@ async def _usage(ctx: CommandContext) -> str:
 )
 async def _triage(ctx: CommandContext) -> str:
     issue = ctx.issue
-    if "pull_request" in issue:
+    if issue.is_pull:
         return "Triage is for issues, not pull requests."
     if ctx.permission >= Permission.TRIAGE:
         return await _run_flow_now(ctx, "triage", TriageArgs(issue=issue))  # its comment is the answer
@@ -311,15 +306,9 @@ async def _triage(ctx: CommandContext) -> str:
 
 @command("audit", Permission.WRITE, "Audit this pull request now: findings as a review and a check run.")
 async def _audit(ctx: CommandContext) -> str:
-    if "pull_request" not in ctx.issue:
+    if not ctx.issue.is_pull:
         return "`/autopack audit` works on pull requests."
     return await _run_flow_now(ctx, "audit", AuditArgs(number=ctx.number))  # the review and check run answer
-
-
-def _issue_args(issue: dict[str, Any]) -> dict[str, Any]:
-    """What a proposal needs of the issue (not the whole payload object)."""
-    keep = ("number", "title", "body", "state", "user", "pull_request")
-    return {k: issue[k] for k in keep if k in issue}
 
 
 @command(
@@ -361,9 +350,7 @@ async def _propose(ctx: CommandContext) -> str:
     except NoModelAvailable as exc:
         return f"Autopack cannot build proposals here: {exc}."
     # The proposal's comment on this issue is the answer.
-    return await _run_flow_now(
-        ctx, "propose", ProposeArgs(issue=_issue_args(issue), notes=notes, force=force)
-    )
+    return await _run_flow_now(ctx, "propose", ProposeArgs(issue=issue, notes=notes, force=force))
 
 
 async def _open_proposal_here(ctx: CommandContext) -> Proposal | None:
@@ -375,7 +362,7 @@ async def _open_proposal_here(ctx: CommandContext) -> Proposal | None:
     issue = ctx.issue
     proposal = (
         await proposals.by_pr(ctx.repo.full_name, ctx.number)
-        if "pull_request" in issue
+        if issue.is_pull
         else await proposals.get(ctx.repo.full_name, ctx.number)
     )
     return proposal if proposal is not None and proposal.status in OPEN else None
@@ -445,21 +432,21 @@ async def _dismiss(ctx: CommandContext) -> str:
     from app.inbox.dismissals import Dismissals
     from app.policy import dismissals
 
-    parent_id = (ctx.review_comment or {}).get("in_reply_to_id")
+    parent_id = ctx.review_comment.in_reply_to_id if ctx.review_comment is not None else None
     if not parent_id:
         return (
             "Reply with `/autopack dismiss [reason]` in the thread of the audit finding you mean "
             "(one of Autopack's line comments)."
         )
-    parent = await ctx.repo.review_comment(int(parent_id))
-    own = parent is not None and (parent.get("user") or {}).get("login") == await ctx.repo.bot_login()
-    fp = dismissals.print_in(str(parent.get("body") or "")) if parent is not None and own else None
+    parent = await ctx.repo.review_comment(parent_id)
+    own = parent is not None and parent.author == await ctx.repo.bot_login()
+    fp = dismissals.print_in(parent.body or "") if parent is not None and own else None
     if parent is None or fp is None:
         return "That thread is not one of Autopack's audit findings: nothing to dismiss."
     signal = dismissals.Signal(
         fp,
-        dismissals.title_in(str(parent.get("body") or "")),
-        str(parent.get("path") or ""),
+        dismissals.title_in(parent.body or ""),
+        parent.path or "",
         ctx.sender,
         "command",
         " ".join(ctx.command.args.split())[:500],

@@ -7,8 +7,7 @@ success check run naming where the policy came from.
 
 from __future__ import annotations
 
-from typing import Any
-
+from app.events import PushEvent
 from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.github.policy_loader import CHECK_NAME
@@ -17,12 +16,16 @@ from app.policy.repo_policy import FILE_PATH
 VALID_TITLE = f"{FILE_PATH} is valid"
 
 
-def accepts(payload: dict[str, Any]) -> bool:
-    repository = payload.get("repository") or {}
-    if payload.get("ref") != f"refs/heads/{repository.get('default_branch')}" or payload.get("deleted"):
+def accepts(event: PushEvent) -> bool:
+    """A push to the default branch that adds or changes the policy file."""
+    if (
+        event.repository is None
+        or event.ref != f"refs/heads/{event.repository.default_branch}"
+        or event.deleted
+    ):
         return False
-    commits = [*(payload.get("commits") or []), payload.get("head_commit") or {}]
-    return any(FILE_PATH in (commit.get(kind) or []) for commit in commits for kind in ("added", "modified"))
+    commits = [*event.commits, *([event.head_commit] if event.head_commit else [])]
+    return any(FILE_PATH in (*commit.added, *commit.modified) for commit in commits)
 
 
 async def handle(ctx: FlowContext) -> None:

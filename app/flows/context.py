@@ -1,14 +1,15 @@
-"""What a flow receives: the parsed event and its payload (a delivery's job) or its typed args (a
-scheduled job's), and the handles it may act through."""
+"""What a flow receives: its delivery's event (`app.events`, parsed once) or its scheduled job's
+typed args (`app.flows.jobs`), and the handles it may act through."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from app.errors import PermanentError
+from app.events import Event
 from app.flows import jobs
 from app.github import policy_loader
 from app.github.client import DryRunTransport, GitHubApp
@@ -24,6 +25,7 @@ from app.llm.service import LLM
 from app.settings import Settings
 
 A = TypeVar("A", bound=jobs.JobArgs)
+E = TypeVar("E", bound=Event)
 
 
 @dataclass
@@ -31,8 +33,7 @@ class FlowContext:
     job: Job
     event_name: str
     action: str | None
-    event: Any  # githubkit's webhook model for (event, action); None for a scheduled job
-    payload: dict[str, Any]  # the delivery's webhook body; empty for a scheduled job
+    event: Event | None  # a delivery's, as its event's model; None for a scheduled job
     delivery_id: str | None
     installation_id: int | None
     repository: str | None
@@ -46,6 +47,17 @@ class FlowContext:
     shadow: DryRunTransport | None = None
     args: jobs.JobArgs | None = None  # a scheduled job's, parsed into its flow's model
     _loaded: LoadedPolicy | None = field(default=None, repr=False)
+
+    def event_as(self, kind: type[E]) -> E:
+        """This delivery's event as the model the flow handles (a scheduled job has none)."""
+        if not isinstance(self.event, kind):
+            raise self.unexpected()
+        return self.event
+
+    def unexpected(self) -> PermanentError:
+        """The error for a job whose event (or lack of one) its flow does not handle."""
+        given = type(self.event).__name__ if self.event is not None else "a scheduled job"
+        return PermanentError(f"{self.job.flow} does not run on {given}")
 
     def args_as(self, kind: type[A]) -> A:
         """This scheduled job's args as the flow's model (a delivery's job has none)."""
@@ -91,8 +103,9 @@ class FlowContext:
     def default_branch(self) -> str:
         if self.args is not None:
             return self.args.default_branch or "main"
-        repository = self.payload.get("repository")
-        return str((repository.get("default_branch") if isinstance(repository, dict) else None) or "main")
+        if self.event is not None and self.event.repository is not None:
+            return self.event.repository.default_branch
+        return "main"
 
     async def policy(self) -> LoadedPolicy:
         """The repository's `.github/autopack.yml` (or the defaults); an invalid file is reported

@@ -19,10 +19,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from typing import Any
 
 from githubkit.exception import GraphQLFailed, RequestFailed
 
+from app.events import CIEvent, Commit, PullRequest, PullRequestEvent, StatusEvent, ci_pulls, ci_target
 from app.flows.context import FlowContext
 from app.flows.jobs import DependencyArgs
 from app.flows.registry import Flow
@@ -32,7 +32,7 @@ from app.llm.ledger import CallMeta
 from app.llm.prompt import Section
 from app.metrics import DEPENDABOT
 from app.policy import dependabot as policy
-from app.policy.diff import fit, from_api
+from app.policy.diff import FileDiff, fit
 from app.policy.gate import ci_state, latest_reviews
 from app.policy.labels import LabelSpec
 from app.policy.proposal import checks_from
@@ -48,29 +48,26 @@ _LABELS = {
 SUMMARY_INPUT = 6_000  # tokens of release notes and manifest diff
 
 
-def accepts(payload: dict[str, Any]) -> bool:
+def accepts(event: PullRequestEvent) -> bool:
     """Pull requests that say they are Dependabot's (authenticity is checked in the flow)."""
-    pr = payload.get("pull_request") or {}
-    login = str((pr.get("user") or {}).get("login") or "")
-    ref = str((pr.get("head") or {}).get("ref") or "")
-    return pr.get("state") == "open" and (login.startswith("dependabot") or ref.startswith("dependabot/"))
+    pr = event.pull_request
+    return pr.state == "open" and (
+        pr.author.startswith("dependabot") or pr.head.ref.startswith("dependabot/")
+    )
 
 
-def ci_accepts(payload: dict[str, Any]) -> bool:
-    suite = payload.get("check_suite") or (payload.get("check_run") or {}).get("check_suite") or {}
-    branches = [str(suite.get("head_branch") or "")]
-    branches += [str(b.get("name") or "") for b in payload.get("branches") or [] if isinstance(b, dict)]
-    return any(b.startswith("dependabot/") for b in branches)
+def ci_accepts(event: CIEvent) -> bool:
+    return any(b.startswith("dependabot/") for b in ci_target(event)[1])
 
 
 async def on_ci(ctx: FlowContext) -> None:
     """CI completed on a Dependabot branch: evaluate its PR again, on the PR's subject."""
-    suite = ctx.payload.get("check_suite") or (ctx.payload.get("check_run") or {}).get("check_suite") or {}
-    numbers = [int(p["number"]) for p in suite.get("pull_requests") or [] if isinstance(p, dict)]
-    if not numbers and ctx.event_name == "status":
+    if not isinstance(ctx.event, CIEvent):
+        raise ctx.unexpected()
+    numbers = list(ci_pulls(ctx.event))
+    if not numbers and isinstance(ctx.event, StatusEvent):
         repo = await ctx.repo()
-        for branch in ctx.payload.get("branches") or []:
-            name = str(branch.get("name") or "")
+        for name in ci_target(ctx.event)[1]:
             if name.startswith("dependabot/"):
                 pr = await git.open_pull_for(repo, name)
                 if pr is not None:
@@ -85,14 +82,14 @@ async def handle(ctx: FlowContext) -> None:
     repo = await ctx.repo()
     rules = (await ctx.policy()).policy
     asked = ctx.args_as(DependencyArgs) if ctx.args is not None else None  # CI reported, or never did
-    number = asked.number if asked else int(ctx.payload["pull_request"]["number"])
+    number = asked.number if asked else ctx.event_as(PullRequestEvent).pull_request.number
     pr = await repo.pull(number)  # now, not as the event saw it: the head judged is the head bound
-    if pr.get("state") != "open":
+    if pr.state != "open":
         return
     commits = await repo.pull_commits(number)
     files = await repo.pull_files(number)
-    head = str(pr["head"]["sha"])
-    if commits and str(commits[-1].get("sha") or "") != head:
+    head = pr.head.sha
+    if commits and commits[-1].sha != head:
         ctx.log.info("the head moved while reading the pull request; its event decides", pr=number)
         return
     verdict = policy.authentic(pr, commits, files)
@@ -105,15 +102,8 @@ async def handle(ctx: FlowContext) -> None:
         return
     if not rules.dependabot.enabled:
         return
-    message = next(
-        (
-            str((c.get("commit") or {}).get("message") or "")
-            for c in commits
-            if "updated-dependencies" in str(c)
-        ),
-        str(((commits[0].get("commit") or {}).get("message")) or ""),
-    )
-    update = policy.parse(str(pr.get("title") or ""), str(pr.get("body") or ""), message, pr["head"]["ref"])
+    message = next((c.message for c in commits if "updated-dependencies" in c.message), commits[0].message)
+    update = policy.parse(pr.title, pr.body or "", message, pr.head.ref)
     decision = policy.decide(update, rules.dependabot)
     if decision.labels:
         await repo.add_labels(number, [_LABELS[name] for name in decision.labels])
@@ -138,13 +128,13 @@ async def handle(ctx: FlowContext) -> None:
 
 
 async def _act(
-    ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], commits: list[dict[str, Any]], rules: RepoPolicy
+    ctx: FlowContext, repo: RepoClient, pr: PullRequest, commits: list[Commit], rules: RepoPolicy
 ) -> str:
     """Within policy: approve the judged head and merge it once its checks are green, bound to that
     head (`sha` on merge, `expectedHeadOid` on auto-merge). Returns the state for the comment."""
-    number, head = int(pr["number"]), str(pr["head"]["sha"])
+    number, head = pr.number, pr.head.sha
     runs, statuses = await git.ci_for(repo, head)
-    required = await git.required_checks(repo, str(pr["base"]["ref"]))
+    required = await git.required_checks(repo, pr.base.ref)
     ci = ci_state(
         checks_from(runs, statuses, own_app_id=ctx.settings.app_id),
         required,
@@ -160,9 +150,9 @@ async def _act(
     if ci.pending:
         # GitHub's auto-merge waits only for *required* checks: with none known, Autopack merges
         # itself when every check is green (CI events bring it back here).
-        if required is not None and pr.get("node_id"):
+        if required is not None and pr.node_id:
             try:
-                await git.enable_auto_merge(repo, str(pr["node_id"]), method=rules.merge.method, head=head)
+                await git.enable_auto_merge(repo, pr.node_id, method=rules.merge.method, head=head)
                 return (
                     f"approved `{head[:7]}`; GitHub merges it when the required checks pass "
                     f"({len(ci.pending)} pending), and only while this commit is the head"
@@ -171,7 +161,7 @@ async def _act(
                 ctx.log.info("auto-merge unavailable", pr=number, error=str(exc)[:200])
         return f"approved `{head[:7]}`; Autopack merges it when the checks pass ({len(ci.pending)} pending)"
     try:
-        await git.merge(repo, number, sha=head, method=rules.merge.method, title=str(pr.get("title") or ""))
+        await git.merge(repo, number, sha=head, method=rules.merge.method, title=pr.title)
     except RequestFailed as exc:
         if exc.response.status_code not in (405, 409):
             raise
@@ -183,11 +173,11 @@ async def _act(
 
 
 async def _no_checks_yet(
-    ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], commits: list[dict[str, Any]], rules: RepoPolicy
+    ctx: FlowContext, repo: RepoClient, pr: PullRequest, commits: list[Commit], rules: RepoPolicy
 ) -> str:
     """No check has reported on the head: CI has not started, or the repository has none. Wait (an
     evaluation is scheduled for the deadline), then leave it for a human; never green."""
-    number, head = int(pr["number"]), str(pr["head"]["sha"])
+    number, head = pr.number, pr.head.sha
     limit = rules.dependabot.ci_timeout_minutes
     since = _committed_at(commits[-1]) if commits else None
     now = ctx.inbox.clock()
@@ -212,23 +202,24 @@ async def _no_checks_yet(
     )
 
 
-def _committed_at(commit: dict[str, Any]) -> float | None:
-    text = str((((commit.get("commit") or {}).get("committer")) or {}).get("date") or "")
+def _committed_at(commit: Commit) -> float | None:
+    committer = commit.commit.committer
+    text = (committer.date if committer is not None else None) or ""
     try:
         return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
 
 
-async def _withdraw(ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], reason: str) -> bool:
+async def _withdraw(ctx: FlowContext, repo: RepoClient, pr: PullRequest, reason: str) -> bool:
     """The PR no longer qualifies: disable the auto-merge Autopack enabled and dismiss its approval,
     with the reason. True when there was anything to withdraw."""
-    number = int(pr["number"])
+    number = pr.number
     bot = await repo.bot_login()
     withdrew = False
-    enabled_by = (((pr.get("auto_merge") or {}).get("enabled_by")) or {}).get("login") or ""
-    if enabled_by.lower() == bot.lower() and pr.get("node_id"):
-        await git.disable_auto_merge(repo, str(pr["node_id"]))
+    enabled_by = pr.auto_merge.enabled_by if pr.auto_merge is not None else None
+    if enabled_by is not None and enabled_by.login.lower() == bot.lower() and pr.node_id:
+        await git.disable_auto_merge(repo, pr.node_id)
         withdrew = True
     mine = tuple(r for r in await repo.reviews(number) if r.reviewer.lower() == bot.lower())
     current = latest_reviews(mine).get(bot.lower())
@@ -254,9 +245,9 @@ async def _approve(repo: RepoClient, number: int, head: str) -> None:
 
 
 async def _summary(
-    ctx: FlowContext, repo: RepoClient, pr: dict[str, Any], update: policy.Update, files: list[dict[str, Any]]
+    ctx: FlowContext, repo: RepoClient, pr: PullRequest, update: policy.Update, files: list[FileDiff]
 ) -> tuple[policy.RiskSummary | None, str | None]:
-    number = int(pr["number"])
+    number = pr.number
     key = policy.versions_key(update)
     cached = await ctx.inbox.db.run(
         lambda tx: tx.fetchone(
@@ -268,7 +259,7 @@ async def _summary(
         data = json.loads(cached["summary"])
         return policy.RiskSummary.model_validate(data["summary"]), str(data["model"])
     diff = fit(
-        from_api(files),
+        files,
         budget_tokens=SUMMARY_INPUT // 2,
         count=lambda t: len(t) // 3,
         priority=lambda f: 1 if "lock" in f.path.lower() else 0,  # manifests before lock files
@@ -280,7 +271,7 @@ async def _summary(
         template="dependency_review",
         sections=[
             Section("update", update.describe()),
-            Section("release_notes", str(pr.get("body") or "")[:12_000]),
+            Section("release_notes", (pr.body or "")[:12_000]),
             Section("manifest_diff", diff.text or "(none)", kind="code"),
             Section("where_this_repository_uses_it", usage),
         ],

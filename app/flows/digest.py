@@ -19,6 +19,7 @@ import datetime as dt
 from typing import Any
 
 from app.errors import Reschedule
+from app.events import Issue, User
 from app.flows import jobs
 from app.flows import proposal_state as state
 from app.flows.context import FlowContext
@@ -253,12 +254,7 @@ async def _propose(
         await ctx.enqueue(
             "propose",
             ProposeArgs(
-                issue={
-                    "number": issue,
-                    "title": record.title,
-                    "state": "open",
-                    "user": {"login": record.reporter},
-                },
+                issue=Issue(number=issue, title=record.title, user=User(login=record.reporter)),
                 notes=f"From the {week} feedback digest, theme: {cluster.theme}",
             ),
             f"propose-digest:{repo.full_name}#{issue}:{week}",

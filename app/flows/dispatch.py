@@ -1,10 +1,11 @@
-"""Job → flow: load the delivery, parse it with githubkit's models, run the flow in its mode.
+"""Job → flow: load the delivery, parse it into its event's model (`app.events`), run the flow in
+its mode.
 
 A flow's policy section sets its mode: `act` runs it; `off` does not; `shadow` runs it to its
 decision with a client whose writes are kept instead of sent, then records them
 (`shadow_decisions`) once the job succeeded.
 
-A payload that does not match GitHub's schema, a pruned payload or an unknown flow is a permanent
+A payload that lacks what Autopack reads of it, a pruned payload or an unknown flow is a permanent
 failure (retrying cannot fix them); GitHub errors are classified (rate limit → reschedule, 404/422 →
 permanent, 5xx/timeouts → retry with backoff).
 """
@@ -12,17 +13,13 @@ permanent, 5xx/timeouts → retry with backoff).
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib
-import sys
 from typing import Any
 
-import orjson
 import structlog
-from githubkit import webhooks
 from githubkit.exception import GitHubException, SecondaryRateLimitExceeded
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from app import events
 from app.errors import PermanentError, Reschedule
 from app.flows.context import FlowContext
 from app.flows.jobs import JobArgs
@@ -62,7 +59,7 @@ class Dispatcher:
         flow = self.registry.get(job.flow)
         if flow is None:
             raise PermanentError(f"no flow named {job.flow!r} in this release")
-        event_name, action, payload, event, args = "schedule", None, {}, None, None
+        event_name, action, event, args = "schedule", None, None, None
         if job.delivery_id is None:
             args = parse_args(flow, job.args)
             installation_id, repository = args.installation_id, args.repository
@@ -72,8 +69,7 @@ class Dispatcher:
                 raise PermanentError(f"delivery {job.delivery_id} or its payload is gone")
             event_name, action = delivery.event, delivery.action
             installation_id, repository = delivery.installation_id, delivery.repository
-            payload = orjson.loads(delivery.payload)
-            event = parse_event(event_name, payload)
+            event = events.parse(event_name, delivery.payload)  # Unreadable: a permanent error
         structlog.contextvars.bind_contextvars(
             github_event=event_name, action=action, installation=installation_id, repository=repository
         )
@@ -84,7 +80,6 @@ class Dispatcher:
             event_name=event_name,
             action=action,
             event=event,
-            payload=payload,
             delivery_id=job.delivery_id,
             installation_id=installation_id,
             repository=repository,
@@ -161,18 +156,6 @@ class Dispatcher:
                 )
 
 
-@functools.cache
-def _event_adapter(event_name: str) -> TypeAdapter[Any]:
-    """githubkit's `parse_obj` builds a pydantic TypeAdapter of the event's model union on every
-    call: about 7 ms of CPU per job, a quarter of a command's, measured by bench/first_write.py.
-    The same validation, with the adapter built once per event name."""
-    namespace = sys.modules[webhooks.parse_obj.__module__]
-    if event_name not in namespace.VALID_EVENT_NAMES:
-        raise KeyError(f"unknown event {event_name!r}")
-    module = importlib.import_module(f".{event_name}", namespace.__package__)
-    return TypeAdapter(module.Event)
-
-
 def parse_args(flow: Flow, args: dict[str, Any]) -> JobArgs:
     """A scheduled job's args as its flow's model, or a permanent error naming the first problem."""
     try:
@@ -183,18 +166,3 @@ def parse_args(flow: Flow, args: dict[str, Any]) -> JobArgs:
         raise PermanentError(
             f"{flow.name} job args do not fit {flow.args.__name__} (first at {where}: {first['msg']})"
         ) from None
-
-
-def parse_event(event_name: str, payload: dict[str, Any]) -> Any:
-    """githubkit's typed model of the delivery, or a permanent error naming the first problem."""
-    try:
-        return _event_adapter(event_name).validate_python(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in first["loc"])
-        raise PermanentError(
-            f"{event_name} payload does not match GitHub's schema ({exc.error_count()} errors; "
-            f"first at {where}: {first['msg']})"
-        ) from None
-    except (KeyError, ValueError) as exc:
-        raise PermanentError(f"cannot parse {event_name} payload: {exc}") from None

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.events import Comment, Event, Issue, Repository
 from app.flows import audit as audit_flow
 from app.flows import triage as triage_flow
 from app.flows.context import FlowContext
@@ -30,7 +31,6 @@ from app.llm.service import LLM, TASK_INPUT_BUDGET
 from app.llm.tokens import counter_for
 from app.logs import get_logger
 from app.policy import audit, evaluation
-from app.policy.diff import from_api
 from app.settings import Settings
 
 log = get_logger("autopack.eval")
@@ -108,10 +108,11 @@ class Evaluation:
             job=job,
             event_name="eval",
             action=None,
-            event=None,
-            payload={
-                "repository": {"full_name": self.repository, "default_branch": info.get("default_branch")}
-            },
+            event=Event(
+                repository=Repository(
+                    full_name=self.repository, default_branch=str(info.get("default_branch") or "main")
+                )
+            ),
             delivery_id=None,
             installation_id=installation_id,
             repository=self.repository,
@@ -147,11 +148,7 @@ class Evaluation:
         call = CallMeta(ctx.installation_id, repo.full_name, "triage", "analyst", "general")
         counter = counter_for("openai")
         sizes = [
-            counter.count(
-                str(i.get("title") or "") + str(i.get("body") or "")[: rules.feedback.max_body_chars]
-            )
-            + 1_500
-            for i in issues
+            counter.count(i.title + (i.body or "")[: rules.feedback.max_body_chars]) + 1_500 for i in issues
         ]
         model, estimate = await self.llm.estimate(call, "analyst", "low", sum(sizes), 600 * len(issues))
         if not issues:
@@ -209,7 +206,7 @@ class Evaluation:
         }
         return Outcome(report, len(pairs), stopped, numbers)
 
-    async def _issues(self, repo: RepoClient) -> list[dict[str, Any]]:
+    async def _issues(self, repo: RepoClient) -> list[Issue]:
         """Issues (not pull requests, not bots', not Autopack's digests) filed since `since`."""
         listed = await repo.pages(
             "issues",
@@ -219,19 +216,16 @@ class Evaluation:
         since = self._iso()
         kept = [
             i
-            for i in listed
-            if "pull_request" not in i
-            and str(i.get("created_at") or "") >= since
-            and (i.get("user") or {}).get("type") != "Bot"
+            for i in map(Issue.model_validate, listed)
+            if not i.is_pull
+            and (i.created_at or "") >= since
+            and (i.user is None or i.user.type != "Bot")
             and "autopack:digest" not in evaluation.label_names(i)
         ]
-        return sorted(kept, key=lambda i: str(i.get("created_at") or ""))[-self.limit :]
+        return sorted(kept, key=lambda i: i.created_at or "")[-self.limit :]
 
-    async def _duplicate_comments(self, repo: RepoClient, issue: dict[str, Any]) -> list[dict[str, Any]]:
-        closed_as_duplicate = issue.get("state_reason") == "duplicate" or any(
-            n in evaluation.DUPLICATE_LABELS for n in evaluation.label_names(issue)
-        )
-        return await repo.issue_comments(int(issue["number"])) if closed_as_duplicate else []
+    async def _duplicate_comments(self, repo: RepoClient, issue: Issue) -> list[Comment]:
+        return await repo.issue_comments(issue.number) if evaluation.closed_as_duplicate(issue) else []
 
     # ---- the audit -----------------------------------------------------------------------------
 
@@ -243,7 +237,7 @@ class Evaluation:
         pulls = await self._merged_pulls(repo)
         if not pulls:
             return Outcome(f"No pull requests merged in `{self.repository}` since {self.since_text}.\n", 0)
-        files_of = {int(p["number"]): from_api(await repo.pull_files(int(p["number"]))) for p in pulls}
+        files_of = {int(p["number"]): await repo.pull_files(int(p["number"])) for p in pulls}
         estimate, model = 0.0, ""
         for p in pulls:
             files = files_of[int(p["number"])]
@@ -283,7 +277,7 @@ class Evaluation:
                     head=str(p["head"]["sha"]),
                     title=str(p.get("title") or ""),
                     body=str(p.get("body") or ""),
-                    commit_messages=[str((c.get("commit") or {}).get("message") or "") for c in commits],
+                    commit_messages=[c.message for c in commits],
                     reported=set(),
                 )
             except BudgetExceeded as exc:

@@ -18,10 +18,9 @@ proposal needs `--force`, and later proposals in the area are told the reason.
 
 from __future__ import annotations
 
-from typing import Any
-
 from githubkit.exception import RequestFailed
 
+from app.events import PullRequest, PullRequestEvent, ReviewEvent, by_bot
 from app.flows import proposal_state as state
 from app.flows.context import FlowContext
 from app.flows.digest import shipped_to_theme
@@ -43,38 +42,33 @@ REJECTED = LabelSpec("autopack:rejected", "e99695", "An Autopack proposal for th
 MERGE_ATTEMPTS = 2
 
 
-def _branch_issue(payload: dict[str, Any]) -> int | None:
-    head = ((payload.get("pull_request") or {}).get("head")) or {}
-    return policy.issue_of_branch(head.get("ref"))
-
-
-def accepts(payload: dict[str, Any]) -> bool:
+def accepts(event: ReviewEvent | PullRequestEvent) -> bool:
     """Autopack's PRs only; reviews by bots (Autopack's own audit reviews) change nothing."""
-    user = (payload.get("review") or {}).get("user") or {}
-    return _branch_issue(payload) is not None and not is_bot(user.get("login"), user.get("type"))
+    review_by_bot = isinstance(event, ReviewEvent) and by_bot(event.review.user)
+    return policy.issue_of_branch(event.pull_request.head.ref) is not None and not review_by_bot
 
 
 async def on_review(ctx: FlowContext) -> None:
-    review = ctx.payload["review"]
-    pr = ctx.payload["pull_request"]
+    event = ctx.event_as(ReviewEvent)
+    review, pr = event.review, event.pull_request
     repo = await ctx.repo()
-    proposal = await state.store(ctx).by_pr(repo.full_name, int(pr["number"]))
+    proposal = await state.store(ctx).by_pr(repo.full_name, pr.number)
     if proposal is None or proposal.status not in policy.OPEN:
         return
-    user = review.get("user") or {}
-    if ctx.action == "submitted" and str(review.get("state") or "").lower() == "changes_requested":
-        if is_bot(user.get("login"), user.get("type")):
+    reviewer = review.user.login if review.user is not None else ""
+    if ctx.action == "submitted" and review.state.lower() == "changes_requested":
+        if by_bot(review.user):
             return
-        if await repo.permission(str(user.get("login") or ""), fresh=True) < Permission.WRITE:
-            ctx.log.info("changes requested by a non-writer: no revise", reviewer=user.get("login"))
+        if await repo.permission(reviewer, fresh=True) < Permission.WRITE:
+            ctx.log.info("changes requested by a non-writer: no revise", reviewer=reviewer)
         else:
             await queue_revise(
                 ctx,
                 proposal,
                 "review",
-                key=f"review-{review['id']}",
-                review_id=int(review["id"]),
-                review_body=str(review.get("body") or "")[:4_000],
+                key=f"review-{review.id}",
+                review_id=review.id,
+                review_body=(review.body or "")[:4_000],
             )
             return  # the revision moves the head; the gate is checked when it is ready again
     await state.queue_gate_check(ctx, proposal, f"delivery-{ctx.delivery_id}")
@@ -119,9 +113,9 @@ async def check(ctx: FlowContext) -> None:
 
 
 async def _decide(
-    ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, rules: RepoPolicy, pr: dict[str, Any]
+    ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, rules: RepoPolicy, pr: PullRequest
 ) -> tuple[gate.GateDecision, str]:
-    head = str(pr["head"]["sha"])
+    head = pr.head.sha
     reviews = tuple(await repo.reviews(proposal.pr_number or 0))
     bot = await repo.bot_login()
     permissions: dict[str, Permission] = {}
@@ -138,11 +132,11 @@ async def _decide(
             reviews=reviews,
             permissions=permissions,
             checks=tuple(policy.checks_from(runs, statuses, own_app_id=ctx.settings.app_id)),
-            required_checks=await git.required_checks(repo, str(pr["base"]["ref"])),
+            required_checks=await git.required_checks(repo, pr.base.ref),
             audit=gate.audit_verdict(runs, ctx.settings.app_id),
-            draft=bool(pr.get("draft")),
-            open=pr.get("state") == "open",
-            mergeable_state=pr.get("mergeable_state"),
+            draft=pr.draft,
+            open=pr.state == "open",
+            mergeable_state=pr.mergeable_state,
             reporter=proposal.reporter,
             bot_login=bot,
             required_approvals=rules.merge.required_approvals,
@@ -188,16 +182,17 @@ async def reject(
 
 
 async def on_closed(ctx: FlowContext) -> None:
-    pr = ctx.payload["pull_request"]
+    event = ctx.event_as(PullRequestEvent)
+    pr = event.pull_request
     repo = await ctx.repo()
-    proposal = await state.store(ctx).by_pr(repo.full_name, int(pr["number"]))
+    proposal = await state.store(ctx).by_pr(repo.full_name, pr.number)
     if proposal is None or proposal.status in policy.ENDED:
         return  # not ours, or recorded already (a merge by the gate, `/autopack reject`)
-    if pr.get("merged"):
-        proposal.merge_sha = pr.get("merge_commit_sha")
+    if pr.merged:
+        proposal.merge_sha = pr.merge_commit_sha
         await shipped(ctx, repo, proposal, (await ctx.policy()).policy)
         return
-    sender = str((ctx.payload.get("sender") or {}).get("login") or "") or None
+    sender = (event.sender.login or None) if event.sender is not None else None
     await reject(ctx, repo, proposal, await _last_maintainer_words(repo, proposal.pr_number or 0), sender)
 
 
@@ -206,13 +201,12 @@ async def _last_maintainer_words(repo: RepoClient, number: int, *, tries: int = 
     bot = await repo.bot_login()
     asked = 0
     for comment in reversed(await repo.issue_comments(number)):
-        user = comment.get("user") or {}
-        login = str(user.get("login") or "")
-        if is_bot(login, user.get("type")) or login == bot:
+        login = comment.author
+        if by_bot(comment.user) or login == bot:
             continue
         asked += 1
         if await repo.permission(login, fresh=True) >= Permission.WRITE:
-            return str(comment.get("body") or "").strip()[:2_000]
+            return (comment.body or "").strip()[:2_000]
         if asked >= tries:
             break
     return ""

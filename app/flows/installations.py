@@ -6,45 +6,48 @@ payloads carry everything.
 
 from __future__ import annotations
 
-from typing import Any
-
+from app.events import InstallationEvent, InstallationRepositoriesEvent, RepositoryRef
 from app.flows.context import FlowContext
 from app.flows.digest import schedule_all
 from app.flows.registry import Flow
 
 
-def _repos(items: list[dict[str, Any]] | None) -> list[tuple[int, str]]:
-    return [(int(r["id"]), str(r["full_name"])) for r in items or [] if "id" in r and "full_name" in r]
-
-
 async def handle(ctx: FlowContext) -> None:
-    installation = ctx.payload.get("installation") or {}
-    inst_id = int(installation["id"])
-    account = installation.get("account") or {}
-    login = str(account.get("login") or account.get("slug") or "")
-    if ctx.event_name == "installation" and ctx.action == "deleted":
-        await ctx.installations.delete(inst_id)
-        ctx.log.info("installation forgotten", installation=inst_id, account=login)
+    event = ctx.event
+    if not isinstance(event, InstallationEvent | InstallationRepositoriesEvent):
+        raise ctx.unexpected()
+    installation = event.installation
+    login = installation.account.name if installation.account is not None else ""
+    if isinstance(event, InstallationEvent) and ctx.action == "deleted":
+        await ctx.installations.delete(installation.id)
+        ctx.log.info("installation forgotten", installation=installation.id, account=login)
         return
     suspended = ctx.action == "suspend" or (
-        ctx.action != "unsuspend" and installation.get("suspended_at") is not None
+        ctx.action != "unsuspend" and installation.suspended_at is not None
     )
-    repositories = _repos(ctx.payload.get("repositories")) if ctx.action == "created" else None
     await ctx.installations.upsert(
-        inst_id,
+        installation.id,
         login,
-        account.get("type"),
-        installation.get("target_type"),
+        installation.account.type if installation.account is not None else None,
+        installation.target_type,
         suspended=suspended,
-        repositories=repositories,
+        repositories=(
+            _repos(event.repositories)
+            if isinstance(event, InstallationEvent) and ctx.action == "created"
+            else None
+        ),
     )
-    if ctx.event_name == "installation_repositories":
-        added = _repos(ctx.payload.get("repositories_added"))
-        removed = [r for r, _ in _repos(ctx.payload.get("repositories_removed"))]
-        await ctx.installations.change_repositories(inst_id, added, removed)
+    if isinstance(event, InstallationRepositoriesEvent):
+        added = _repos(event.repositories_added)
+        removed = [r for r, _ in _repos(event.repositories_removed)]
+        await ctx.installations.change_repositories(installation.id, added, removed)
     if not suspended:
         await schedule_all(ctx.inbox)  # new repositories get their weekly digest
-    ctx.log.info("installation recorded", installation=inst_id, account=login, action=ctx.action)
+    ctx.log.info("installation recorded", installation=installation.id, account=login, action=ctx.action)
+
+
+def _repos(items: tuple[RepositoryRef, ...]) -> list[tuple[int, str]]:
+    return [(r.id, r.full_name) for r in items if r.id is not None]
 
 
 FLOW = Flow(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from app.events import Issue
 from app.inbox.store import Inbox
 
 
@@ -59,10 +60,10 @@ class OnPull(JobArgs):
 class OnIssueObject(JobArgs):
     """A job that starts from an issue as a webhook (or the digest) showed it."""
 
-    issue: dict[str, Any]  # number, title, body, state, user, ...
+    issue: Issue
 
     def thread(self) -> int:
-        return int(self.issue["number"])
+        return self.issue.number
 
 
 class TriageArgs(OnIssueObject):

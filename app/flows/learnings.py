@@ -10,8 +10,7 @@ stored, asked from GitHub now.
 
 from __future__ import annotations
 
-from typing import Any
-
+from app.events import PullRequestEvent, ReviewThreadEvent
 from app.flows.context import FlowContext
 from app.flows.registry import Flow
 from app.github.repo import RepoClient
@@ -21,25 +20,28 @@ from app.policy import dismissals
 from app.policy.commands import Permission
 
 
-def accepts(payload: dict[str, Any]) -> bool:
+def accepts(event: ReviewThreadEvent | PullRequestEvent) -> bool:
     """A closed pull request, or a resolved thread that starts with one of the audit's findings."""
-    if "thread" not in payload:
+    if not isinstance(event, ReviewThreadEvent):
         return True
-    comments = (payload.get("thread") or {}).get("comments") or [{}]
-    return dismissals.print_in(str((comments[0] or {}).get("body") or "")) is not None
+    first = event.thread.comments[0].body if event.thread.comments else None
+    return dismissals.print_in(first or "") is not None
 
 
 async def handle(ctx: FlowContext) -> None:
+    event = ctx.event
+    if not isinstance(event, ReviewThreadEvent | PullRequestEvent):
+        raise ctx.unexpected()
     repo = await ctx.repo()
-    number = int((ctx.payload.get("pull_request") or {})["number"])
-    if "thread" not in ctx.payload and not await ctx.inbox.db.run(
+    number = event.pull_request.number
+    if isinstance(event, PullRequestEvent) and not await ctx.inbox.db.run(
         lambda tx: tx.fetchone(
             "SELECT 1 AS audited FROM audit_reports WHERE repository = ? AND pr_number = ? LIMIT 1",
             (repo.full_name, number),
         )
     ):
         return  # never audited: no finding of Autopack's to dismiss
-    threads = [dismissals.Thread.from_api(t) for t in await repo.review_threads(number)]
+    threads = await repo.review_threads(number)
     await remember(ctx, repo, dismissals.signals(threads, await repo.bot_login()))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import PermanentError
+from app.events import Issue
 from app.flows import proposal_state as state
 from app.flows.building import (
     PREFLIGHT_TOKENS,
@@ -41,7 +42,7 @@ from app.policy.repo_policy import RepoPolicy
 async def handle(ctx: FlowContext) -> None:
     args = ctx.args_as(ProposeArgs)
     issue = args.issue
-    number = int(issue["number"])
+    number = issue.number
     auto = args.auto
     if ctx.llm is None:
         raise PermanentError("no LLM is configured")
@@ -76,8 +77,8 @@ async def handle(ctx: FlowContext) -> None:
             base_sha=loaded.head_sha,
             problem=str(analysis.get("summary") or ""),
             notes=args.notes,
-            title=neutral(str(issue.get("title") or ""))[:100],
-            reporter=str((issue.get("user") or {}).get("login") or "") or None,
+            title=neutral(issue.title)[:100],
+            reporter=issue.author or None,
             area=str(analysis.get("area") or ""),
         )
         proposal.complexity, proposal.category = policy.routing(analysis, [], _extra(rules))
@@ -118,14 +119,14 @@ def _area_globs(rules: RepoPolicy, area: str) -> list[str]:
 
 
 async def _build(
-    ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, issue: dict[str, Any], rules: RepoPolicy
+    ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, issue: Issue, rules: RepoPolicy
 ) -> None:
     analysis = await ctx.triage_log.latest_analysis(repo.full_name, proposal.issue) or {}
     gathered = await gather(
         repo,
         proposal,
-        title=str(issue.get("title") or ""),
-        body=str(issue.get("body") or ""),
+        title=issue.title,
+        body=issue.body or "",
         area_globs=_area_globs(rules, str(analysis.get("area") or "")),
         budget_tokens=rules.proposals.context_tokens,
     )

@@ -16,6 +16,7 @@ import datetime as dt
 import fnmatch
 from typing import Any
 
+from app.events import PushEvent
 from app.flows.audit import CHECK_NAME
 from app.flows.context import FlowContext
 from app.flows.registry import Flow
@@ -40,17 +41,13 @@ MAX_COMMITS = 20  # commits read one by one when a comparison is truncated (the 
 PROMPT_OVERHEAD = 2_000
 
 
-def accepts(payload: dict[str, Any]) -> bool:
-    return (
-        str(payload.get("ref") or "").startswith("refs/heads/")
-        and not payload.get("deleted")
-        and payload.get("after") not in (None, ZERO)
-    )
+def accepts(event: PushEvent) -> bool:
+    return event.ref.startswith("refs/heads/") and not event.deleted and event.after not in (None, ZERO)
 
 
 async def handle(ctx: FlowContext) -> None:
-    payload = ctx.payload
-    branch = str(payload["ref"]).removeprefix("refs/heads/")
+    push = ctx.event_as(PushEvent)
+    branch = push.ref.removeprefix("refs/heads/")
     default = ctx.default_branch
     rules = (await ctx.policy()).policy
     if not rules.push.enabled:
@@ -59,8 +56,8 @@ async def handle(ctx: FlowContext) -> None:
         PUSH_AUDITS.labels("skipped_branch").inc()
         return
     repo = await ctx.repo()
-    after = str(payload["after"])
-    diffs, note = await _changes(repo, payload, branch, default)
+    after = str(push.after)
+    diffs, note = await _changes(repo, push, branch, default)
     result = secrets.scan_diffs(diffs, allow_paths=rules.push.secrets_allow_paths)
     extra = {str(k): list(v) for k, v in rules.audit.categories.items()}
     scope = Scope.of(diffs, extra)
@@ -77,7 +74,7 @@ async def handle(ctx: FlowContext) -> None:
     )
     risky = scope.risk.score >= rules.push.risk_threshold
     if (risky or bool(set(scope.found) & set(rules.push.audit_categories))) and ctx.llm is not None and diffs:
-        messages = [str(c.get("message") or "") for c in (payload.get("commits") or [])[:50] if c]
+        messages = [c.message for c in push.commits[:50]]
         await _audit(ctx, repo, rules, Change(after, diffs, scope), messages, extra)
     await _check_models(ctx, repo, after, diffs, rules)
 
@@ -94,15 +91,15 @@ async def _report(repo: RepoClient, sha: str, name: str, report: CheckReport) ->
 
 
 async def _changes(
-    repo: RepoClient, payload: dict[str, Any], branch: str, default: str
+    repo: RepoClient, push: PushEvent, branch: str, default: str
 ) -> tuple[list[FileDiff], str]:
     """The pushed change and a note when it could not be read whole."""
-    before, after = str(payload.get("before") or ZERO), str(payload["after"])
-    if payload.get("created") or before == ZERO:
+    before, after = push.before or ZERO, str(push.after)
+    if push.created or before == ZERO:
         if branch == default:  # a new default branch: its commits are all there is
             files: list[dict[str, Any]] = []
-            for commit in (payload.get("commits") or [])[:MAX_COMMITS]:
-                files += await git.commit_files(repo, str(commit["id"]))
+            for commit in push.commits[:MAX_COMMITS]:
+                files += await git.commit_files(repo, commit.id)
             return from_api(files), ""
         base = default
     else:
@@ -111,13 +108,13 @@ async def _changes(
     if len(files) < git.COMPARE_FILE_LIMIT:
         return from_api(files), ""
     # GitHub stops listing at 300 files: read the pushed commits one by one instead.
-    pushed = [str(c["id"]) for c in payload.get("commits") or []]
+    pushed = [c.id for c in push.commits]
     by_path: dict[str, dict[str, Any]] = {}
     for sha in pushed[:MAX_COMMITS]:
         for entry in await git.commit_files(repo, sha):
             by_path[str(entry.get("filename"))] = entry  # a later commit's patch of a file wins
     note = ""
-    if len(pushed) > MAX_COMMITS or payload.get("size", len(pushed)) > len(pushed):
+    if len(pushed) > MAX_COMMITS or (push.size or len(pushed)) > len(pushed):
         note = (
             f"The push changes more than {git.COMPARE_FILE_LIMIT} files and more than {MAX_COMMITS} commits: "
             f"only the first {min(len(pushed), MAX_COMMITS)} commits were scanned."

@@ -1,8 +1,10 @@
 """Which flow handles which webhook: (event, action) → flows.
 
 This is the map a reader follows from the receiver to a behaviour. A flow may add `accepts`, a
-cheap pure check on the payload (no I/O), so the receiver can answer `ignored` for deliveries the
-flow would do nothing with — for example comments that contain no `/autopack` command.
+cheap pure check on the delivery's event (`app.events`; no I/O), so the receiver can answer
+`ignored` for deliveries the flow would do nothing with — for example comments that contain no
+`/autopack` command. A payload that does not parse is queued for every flow its event triggers:
+the dispatcher refuses it with the exact error, where an operator sees it, and nothing is lost.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app import events
 from app.flows.jobs import JobArgs
 
 if TYPE_CHECKING:
@@ -24,7 +27,7 @@ class Flow:
     name: str
     triggers: frozenset[tuple[str, str | None]]  # action None: every action of the event
     handler: Handler
-    accepts: Callable[[dict[str, Any]], bool] | None = None
+    accepts: Callable[[Any], bool] | None = None  # given the event's model (`app.events.EVENTS`)
     needs_repository: bool = True  # runs with an installation client narrowed to the repo
     # The policy section whose `mode` (act | shadow | off) governs this flow; None: always acts.
     section: str | None = None
@@ -58,12 +61,18 @@ class Registry:
         return frozenset(event for flow in self.flows.values() for event, _ in flow.triggers)
 
     def flows_for(self, event: str, action: str | None, payload: dict[str, Any]) -> list[str]:
-        names = []
-        for flow in self.flows.values():
-            triggered = (event, action) in flow.triggers or (event, None) in flow.triggers
-            if triggered and (flow.accepts is None or flow.accepts(payload)):
-                names.append(flow.name)
-        return names
+        triggered = [
+            flow
+            for flow in self.flows.values()
+            if (event, action) in flow.triggers or (event, None) in flow.triggers
+        ]
+        if all(flow.accepts is None for flow in triggered):
+            return [flow.name for flow in triggered]
+        try:
+            parsed = events.parse(event, payload)
+        except events.Unreadable:
+            return [flow.name for flow in triggered]  # refused by the dispatcher, visibly
+        return [flow.name for flow in triggered if flow.accepts is None or flow.accepts(parsed)]
 
 
 def default_registry() -> Registry:

@@ -7,9 +7,8 @@ one triage comment, edited in place on re-triage → record the triage (same-bod
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.errors import PermanentError
+from app.events import Issue, IssuesEvent, by_bot
 from app.flows.context import FlowContext
 from app.flows.jobs import ProposeArgs, TriageArgs
 from app.flows.registry import Flow
@@ -18,21 +17,23 @@ from app.llm.prompt import Section
 from app.llm.service import LLM, Answer
 from app.metrics import TRIAGE
 from app.policy import triage
-from app.policy.commands import is_bot
 
 DAY = 86_400
 
 
 async def handle(ctx: FlowContext) -> None:
     asked = ctx.args_as(TriageArgs) if ctx.args is not None else None  # `/autopack triage`
-    issue: dict[str, Any] = asked.issue if asked else ctx.payload["issue"]
+    if asked is not None:
+        issue, label = asked.issue, None
+    else:
+        event = ctx.event_as(IssuesEvent)
+        issue, label = event.issue, event.label.name if event.label is not None else None
     forced = asked is not None and asked.forced
     by_author = asked is not None and asked.by_author  # asked by the issue's author, without rights
     loaded = await ctx.policy()
     policy = loaded.policy
     repo = await ctx.repo()
-    number = int(issue["number"])
-    author = str((issue.get("user") or {}).get("login") or "")
+    number, author = issue.number, issue.author
     last, today = await ctx.triage_log.history(repo.full_name, number, author, since=ctx.inbox.clock() - DAY)
     if by_author:  # every run counts against the author's daily limit, re-triages included
         today = len(await ctx.triage_log.times(repo.full_name, author, since=ctx.inbox.clock() - DAY))
@@ -40,7 +41,7 @@ async def handle(ctx: FlowContext) -> None:
     verdict = triage.screen(
         issue,
         action=ctx.action or "",
-        label=(ctx.payload.get("label") or {}).get("name"),
+        label=label,
         policy=policy,
         history=history,
         forced=forced,
@@ -53,7 +54,7 @@ async def handle(ctx: FlowContext) -> None:
     if ctx.llm is None:
         raise PermanentError("no LLM is configured")
 
-    others = [i for i in await repo.open_issues_with_label(policy.feedback.label) if i["number"] != number]
+    others = [i for i in await repo.open_issues_with_label(policy.feedback.label) if i.number != number]
     areas = dict(policy.feedback.areas) or {
         d: [f"{d}/**"] for d in await repo.top_level_dirs(loaded.head_sha)
     }
@@ -91,8 +92,8 @@ async def handle(ctx: FlowContext) -> None:
         repo.full_name,
         number,
         author,
-        triage.body_hash(issue.get("body")),
-        str(issue.get("body") or ""),
+        triage.body_hash(issue.body),
+        issue.body or "",
         comment_id,
         analysis.model_dump(),
     )
@@ -105,10 +106,7 @@ async def handle(ctx: FlowContext) -> None:
         # The propose flow checks the rest (rejections, an open proposal, the budget).
         await ctx.enqueue(
             "propose",
-            ProposeArgs(
-                issue={k: issue[k] for k in ("number", "title", "body", "state", "user") if k in issue},
-                auto=True,
-            ),
+            ProposeArgs(issue=issue, auto=True),
             f"propose-auto:{repo.full_name}#{number}",
         )
     ctx.log.info(
@@ -124,9 +122,9 @@ async def handle(ctx: FlowContext) -> None:
 async def analyse(
     llm: LLM,
     call: CallMeta,
-    issue: dict[str, Any],
+    issue: Issue,
     *,
-    others: list[dict[str, Any]],
+    others: list[Issue],
     areas: dict[str, list[str]],
     max_body_chars: int,
 ) -> Answer[triage.TriageBase]:
@@ -134,17 +132,17 @@ async def analyse(
     (`others`: open feedback, number and title). Shared with `autopack eval triage`, so the
     evaluation measures exactly what triage does."""
     assert call.repository is not None
-    schema = triage.analysis_schema(sorted(areas), [i["number"] for i in others])
+    schema = triage.analysis_schema(sorted(areas), [i.number for i in others])
     return await llm.ask(
         schema,
         template="triage",
         sections=[
-            Section("issue_title", str(issue.get("title") or "")),
-            Section("issue_body", str(issue.get("body") or "")[:max_body_chars]),
+            Section("issue_title", issue.title),
+            Section("issue_body", (issue.body or "")[:max_body_chars]),
             Section(
                 "areas", "\n".join(f"{name}: {', '.join(globs)}" for name, globs in sorted(areas.items()))
             ),
-            Section("open_feedback", "\n".join(f"#{i['number']}: {i['title']}" for i in others) or "(none)"),
+            Section("open_feedback", "\n".join(f"#{i.number}: {i.title}" for i in others) or "(none)"),
         ],
         call=call,
         role="analyst",
@@ -154,16 +152,11 @@ async def analyse(
     )
 
 
-def accepts(payload: dict[str, Any]) -> bool:
+def accepts(event: IssuesEvent) -> bool:
     """Receiver-side filter (the label's name is the repository's policy, read in the flow): an
     open issue by a human that carries at least one label can be feedback; others cannot."""
-    issue = payload.get("issue") or {}
-    user = issue.get("user") or {}
-    return (
-        bool(issue.get("labels"))
-        and issue.get("state") == "open"
-        and not is_bot(user.get("login"), user.get("type"))
-    )
+    issue = event.issue
+    return bool(issue.labels) and issue.state == "open" and not by_bot(issue.user)
 
 
 FLOW = Flow(

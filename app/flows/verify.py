@@ -14,8 +14,7 @@ not block is marked ready for review, its reviewers are requested and the issue 
 
 from __future__ import annotations
 
-from typing import Any
-
+from app.events import CIEvent, ci_target
 from app.flows import proposal_state as state
 from app.flows.context import FlowContext
 from app.flows.jobs import AuditArgs, ReviseArgs, ReviseTrigger, VerifyStepArgs
@@ -29,41 +28,17 @@ from app.policy.repo_policy import RepoPolicy
 REVISE = "revise"
 
 
-def _target(event: str, payload: dict[str, Any]) -> tuple[str | None, list[str]]:
-    """The commit SHA of a CI event and the branches it is on."""
-    if event == "check_suite":
-        suite = payload.get("check_suite") or {}
-        return suite.get("head_sha"), [str(suite.get("head_branch") or "")]
-    if event == "check_run":
-        run = payload.get("check_run") or {}
-        suite = run.get("check_suite") or {}
-        return run.get("head_sha"), [str(suite.get("head_branch") or "")]
-    branches = [str(b.get("name") or "") for b in payload.get("branches") or [] if isinstance(b, dict)]
-    return payload.get("sha"), branches
-
-
-def _event_of(payload: dict[str, Any]) -> str | None:
-    if "check_suite" in payload:
-        return "check_suite"
-    if "check_run" in payload:
-        return "check_run"
-    if "sha" in payload and "state" in payload:
-        return "status"
-    return None
-
-
-def accepts(payload: dict[str, Any]) -> bool:
+def accepts(event: CIEvent) -> bool:
     """Only CI results on Autopack's own branches."""
-    event = _event_of(payload)
-    if event is None:
-        return False
-    sha, branches = _target(event, payload)
+    sha, branches = ci_target(event)
     return bool(sha) and any(policy.issue_of_branch(b) is not None for b in branches)
 
 
 async def route(ctx: FlowContext) -> None:
     """A CI event → the proposal's `verify_step`, if it waits for that commit."""
-    sha, branches = _target(ctx.event_name, ctx.payload)
+    if not isinstance(ctx.event, CIEvent):
+        raise ctx.unexpected()
+    sha, branches = ci_target(ctx.event)
     if sha is None or ctx.repository is None:
         return
     for branch in branches:

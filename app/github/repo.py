@@ -15,8 +15,11 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
+from app.events import Comment, Commit, Issue, PullRequest
 from app.policy import render
 from app.policy.commands import Permission, permission_from_api
+from app.policy.diff import FileDiff, from_api
+from app.policy.dismissals import Thread
 from app.policy.gate import Review
 from app.policy.github_cache import FRESH
 from app.policy.labels import LabelSpec
@@ -105,7 +108,7 @@ class RepoClient:
 
     # ---- comments --------------------------------------------------------------------------
 
-    async def find_marked_comment(self, number: int, key: str) -> dict[str, Any] | None:
+    async def find_marked_comment(self, number: int, key: str) -> Comment | None:
         """The bot's own comment on an issue or PR that carries the marker `key`."""
         tag = marker(key)
         bot = await self.bot_login()
@@ -114,11 +117,10 @@ class RepoClient:
             response = await self.gh.rest.issues.async_list_comments(
                 self.owner, self.name, number, per_page=100, page=page
             )
-            comments = response.json()
+            comments = [Comment.model_validate(c) for c in response.json()]
             for comment in comments:
-                login = (comment.get("user") or {}).get("login")
-                if login == bot and tag in (comment.get("body") or ""):
-                    return dict(comment)
+                if comment.author == bot and tag in (comment.body or ""):
+                    return comment
             if len(comments) < 100:
                 return None
             page += 1
@@ -144,11 +146,9 @@ class RepoClient:
         if existing is None:
             created = await self.gh.rest.issues.async_create_comment(self.owner, self.name, number, body=text)
             return int(created.json().get("id") or 0)
-        if existing.get("body") != text:
-            await self.gh.rest.issues.async_update_comment(
-                self.owner, self.name, int(existing["id"]), body=text
-            )
-        return int(existing["id"])
+        if existing.body != text:
+            await self.gh.rest.issues.async_update_comment(self.owner, self.name, existing.id, body=text)
+        return existing.id
 
     # ---- labels ----------------------------------------------------------------------------
 
@@ -318,24 +318,24 @@ class RepoClient:
             page += 1
         return items[:limit]
 
-    async def pull(self, number: int) -> dict[str, Any]:
+    async def pull(self, number: int) -> PullRequest:
         response = await self.gh.rest.pulls.async_get(self.owner, self.name, number)
-        return dict(response.json())
+        return PullRequest.model_validate(response.json())
 
-    async def pull_files(self, number: int) -> list[dict[str, Any]]:
+    async def pull_files(self, number: int) -> list[FileDiff]:
         """Every changed file with its patch (GitHub lists at most 3,000)."""
-        return await self.pages(f"pulls/{number}/files", limit=3_000)
+        return from_api(await self.pages(f"pulls/{number}/files", limit=3_000))
 
-    async def pull_commits(self, number: int) -> list[dict[str, Any]]:
-        return await self.pages(f"pulls/{number}/commits", limit=250)
+    async def pull_commits(self, number: int) -> list[Commit]:
+        return [Commit.model_validate(c) for c in await self.pages(f"pulls/{number}/commits", limit=250)]
 
     async def reviews(self, number: int) -> list[Review]:
         """The pull request's reviews, oldest first."""
         return [Review.from_api(r) for r in await self.pages(f"pulls/{number}/reviews", limit=1_000)]
 
-    async def issue_comments(self, number: int) -> list[dict[str, Any]]:
+    async def issue_comments(self, number: int) -> list[Comment]:
         """Every comment of an issue or PR conversation, oldest first."""
-        return await self.pages(f"issues/{number}/comments", limit=1_000)
+        return [Comment.model_validate(c) for c in await self.pages(f"issues/{number}/comments", limit=1_000)]
 
     async def comment_review(
         self, number: int, commit_id: str, body: str, comments: list[dict[str, Any]]
@@ -354,7 +354,7 @@ class RepoClient:
         )
         return int(response.json().get("id") or 0)
 
-    async def review_threads(self, number: int, *, limit: int = 300) -> list[dict[str, Any]]:
+    async def review_threads(self, number: int, *, limit: int = 300) -> list[Thread]:
         """The pull request's review threads (GraphQL: REST has no resolution state), each with
         its first comment and who reacted 👎 to it."""
         threads: list[dict[str, Any]] = []
@@ -369,32 +369,29 @@ class RepoClient:
             if not info.get("hasNextPage"):
                 break
             cursor = info.get("endCursor")
-        return threads[:limit]
+        return [Thread.from_api(t) for t in threads[:limit]]
 
     async def resolve_thread(self, thread_id: str) -> None:
         await self.gh.async_graphql(_RESOLVE_THREAD, {"id": thread_id})
 
-    async def review_comment(self, comment_id: int) -> dict[str, Any] | None:
+    async def review_comment(self, comment_id: int) -> Comment | None:
         try:
             response = await self.gh.rest.pulls.async_get_review_comment(self.owner, self.name, comment_id)
         except RequestFailed as exc:
             if exc.response.status_code == 404:
                 return None
             raise
-        return dict(response.json())
+        return Comment.model_validate(response.json())
 
     # ---- issues ----------------------------------------------------------------------------
 
-    async def open_issues_with_label(self, label: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The most recently updated open issues (not PRs) carrying `label`: number and title."""
+    async def open_issues_with_label(self, label: str, *, limit: int = 100) -> list[Issue]:
+        """The most recently updated open issues (not PRs) carrying `label`."""
         response = await self.gh.rest.issues.async_list_for_repo(
             self.owner, self.name, labels=label, state="open", sort="updated", per_page=min(limit, 100)
         )
-        return [
-            {"number": int(i["number"]), "title": str(i.get("title") or "")}
-            for i in response.json()
-            if "pull_request" not in i
-        ]
+        issues = [Issue.model_validate(i) for i in response.json()]
+        return [i for i in issues if not i.is_pull]
 
     async def top_level_dirs(self, ref: str) -> list[str]:
         """The repository's top-level folders (the default areas of triage)."""

@@ -11,6 +11,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from app.events import is_bot as is_bot  # re-exported: the commands' rule names it
+
 PREFIX = "/autopack"
 MAX_COMMANDS_PER_COMMENT = 5
 
@@ -132,8 +134,3 @@ def authorise(
     if is_author and author_allowed:
         return Authorisation(Decision.RUN, needed, has, "author of the issue")
     return Authorisation(Decision.REFUSE, needed, has, f"needs {needed.label} permission, has {has.label}")
-
-
-def is_bot(login: str | None, user_type: str | None) -> bool:
-    """GitHub Apps and bot accounts: their comments never run commands."""
-    return (user_type or "").lower() == "bot" or (login or "").lower().endswith("[bot]")

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field
 
+from app.events import Commit, PullRequest
+from app.policy.diff import FileDiff
 from app.policy.markdown import neutral
 from app.policy.repo_policy import Dependabot as DependabotPolicy
 
@@ -71,30 +73,26 @@ class Authenticity:
     reason: str
 
 
-def authentic(pr: dict[str, Any], commits: list[dict[str, Any]], files: list[dict[str, Any]]) -> Authenticity:
-    user = pr.get("user") or {}
-    if user.get("login") != DEPENDABOT or user.get("type") != "Bot":
+def authentic(pr: PullRequest, commits: list[Commit], files: list[FileDiff]) -> Authenticity:
+    if pr.user is None or pr.user.login != DEPENDABOT or pr.user.type != "Bot":
         return Authenticity(False, "the author is not the dependabot[bot] App")
-    head, base = pr.get("head") or {}, pr.get("base") or {}
-    head_repo = (head.get("repo") or {}).get("full_name")
-    if not head_repo or head_repo != (base.get("repo") or {}).get("full_name"):
+    if not pr.from_this_repository:
         return Authenticity(False, "the head branch is not in this repository")
-    if not str(head.get("ref") or "").startswith("dependabot/"):
+    if not pr.head.ref.startswith("dependabot/"):
         return Authenticity(False, "the head branch is not under dependabot/")
     if not commits:
         return Authenticity(False, "no commits listed")
     for commit in commits:
-        sha = str(commit.get("sha") or "")[:7]
-        if (commit.get("author") or {}).get("login") != DEPENDABOT:
+        sha = commit.sha[:7]
+        if commit.author is None or commit.author.login != DEPENDABOT:
             return Authenticity(False, f"commit {sha} is not authored by Dependabot")
-        if (commit.get("committer") or {}).get("login") != GITHUB_COMMITTER:
+        if commit.committer is None or commit.committer.login != GITHUB_COMMITTER:
             return Authenticity(False, f"commit {sha} was not committed by GitHub for Dependabot")
-        verification = (commit.get("commit") or {}).get("verification") or {}
-        if verification.get("verified") is not True:
+        if not commit.verified:
             return Authenticity(False, f"commit {sha} does not carry a signature GitHub verified")
     for changed in files:
-        for path in (changed.get("filename"), changed.get("previous_filename")):
-            if isinstance(path, str) and path.startswith(".github/"):
+        for path in (changed.path, changed.previous_path):
+            if path is not None and path.startswith(".github/"):
                 return Authenticity(False, f"it changes {path}")
     return Authenticity(True, "genuine Dependabot update")
 

@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.events import Comment, Issue
 from app.policy.markdown import neutral
 
 CATEGORY_LABELS = {
@@ -61,11 +62,8 @@ _DUPLICATE_OF = re.compile(r"\bduplicate of #(\d+)\b", re.IGNORECASE)
 WORST = 10
 
 
-def label_names(issue: dict[str, Any]) -> list[str]:
-    return [
-        str(lb.get("name") if isinstance(lb, dict) else lb).strip().lower()
-        for lb in issue.get("labels") or []
-    ]
+def label_names(issue: Issue) -> list[str]:
+    return [label.name.strip().lower() for label in issue.labels]
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class IssueTruth:
     duplicate_of: int | None
 
 
-def issue_truth(issue: dict[str, Any], comments: list[dict[str, Any]], areas: list[str]) -> IssueTruth:
+def issue_truth(issue: Issue, comments: list[Comment], areas: list[str]) -> IssueTruth:
     """What the maintainers decided for one issue, from its labels, state and comments."""
     names = label_names(issue)
     category = next((CATEGORY_LABELS[n] for n in names if n in CATEGORY_LABELS), None)
@@ -88,16 +86,16 @@ def issue_truth(issue: dict[str, Any], comments: list[dict[str, Any]], areas: li
         (known.get(n.removeprefix("area:"), n.removeprefix("area:")) for n in names if n.startswith("area:")),
         next((known[n] for n in names if n in known), None),
     )
-    duplicate = issue.get("state_reason") == "duplicate" or any(n in DUPLICATE_LABELS for n in names)
+    duplicate = closed_as_duplicate(issue)
     linked = None
     if duplicate:
         for comment in comments:
-            found = _DUPLICATE_OF.search(str(comment.get("body") or ""))
-            if found and int(found[1]) != int(issue["number"]):
+            found = _DUPLICATE_OF.search(comment.body or "")
+            if found and int(found[1]) != issue.number:
                 linked = int(found[1])
     return IssueTruth(
-        int(issue["number"]),
-        str(issue.get("title") or ""),
+        issue.number,
+        issue.title,
         category,
         area,
         any(n in NEEDS_INFO_LABELS for n in names),
@@ -106,16 +104,20 @@ def issue_truth(issue: dict[str, Any], comments: list[dict[str, Any]], areas: li
     )
 
 
-def open_then(issue: dict[str, Any], issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def closed_as_duplicate(issue: Issue) -> bool:
+    return issue.state_reason == "duplicate" or any(n in DUPLICATE_LABELS for n in label_names(issue))
+
+
+def open_then(issue: Issue, issues: list[Issue]) -> list[Issue]:
     """The other issues that were open when `issue` was filed (created before it, not closed
-    before it): the duplicates triage could have named then, number and title."""
-    filed = str(issue.get("created_at") or "")
+    before it): the duplicates triage could have named then."""
+    filed = issue.created_at or ""
     return [
-        {"number": int(o["number"]), "title": str(o.get("title") or "")}
+        o
         for o in issues
-        if o["number"] != issue["number"]
-        and str(o.get("created_at") or "") < filed
-        and (not o.get("closed_at") or str(o["closed_at"]) > filed)
+        if o.number != issue.number
+        and (o.created_at or "") < filed
+        and (not o.closed_at or o.closed_at > filed)
     ]
 
 

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from app.errors import PermanentError
+from app.events import Issue
 from app.policy import render
 from app.policy.audit import CATEGORY_ORDER, file_categories, primary_category
 from app.policy.markdown import neutral
@@ -246,16 +247,16 @@ class Eligibility:
 
 def eligible(
     *,
-    issue: dict[str, Any],
+    issue: Issue,
     triaged: bool,
     rejected: str | None,
     existing: Proposal | None,
     force: bool,
 ) -> Eligibility:
     """Whether `/autopack propose` (or the automatic trigger) may start a proposal for this issue."""
-    if "pull_request" in issue:
+    if issue.is_pull:
         return Eligibility(False, "`/autopack propose` works on feedback issues, not pull requests.")
-    if issue.get("state") != "open":
+    if issue.state != "open":
         return Eligibility(False, "This issue is closed.")
     if not triaged:
         return Eligibility(False, "This issue has not been triaged yet: run `/autopack triage` first.")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from app.policy.commands import is_bot
+from app.events import Issue, by_bot
 from app.policy.labels import LabelSpec
 from app.policy.markdown import neutral
 from app.policy.repo_policy import RepoPolicy
@@ -54,7 +54,7 @@ def materially_changed(old: str | None, new: str | None) -> bool:
 
 
 def screen(
-    issue: dict[str, Any],
+    issue: Issue,
     *,
     action: str,
     label: str | None,
@@ -68,27 +68,25 @@ def screen(
     forcing a triage without triage rights stays within it)."""
     if limited is None:
         limited = not forced
-    user = issue.get("user") or {}
     feedback = policy.feedback.label
-    labels = {str(lbl.get("name")) for lbl in issue.get("labels") or [] if isinstance(lbl, dict)}
-    if "pull_request" in issue:
+    if issue.is_pull:
         return Screen(False, "pull request")
-    if is_bot(user.get("login"), user.get("type")):
+    if by_bot(issue.user):
         return Screen(False, "bot author")
-    if issue.get("state") != "open":
+    if issue.state != "open":
         return Screen(False, "closed")
-    if issue.get("locked"):
+    if issue.locked:
         return Screen(False, "locked")
     if not forced:
-        if feedback not in labels:
+        if feedback not in issue.label_names:
             return Screen(False, "not feedback")
         if action == "labeled" and label != feedback:
             return Screen(False, "another label")
         if action == "edited" and not policy.feedback.triage_on_edit:
             return Screen(False, "edits not triaged")
-    if history.last_body_hash == body_hash(issue.get("body")):
+    if history.last_body_hash == body_hash(issue.body):
         return Screen(False, "already triaged for this body")
-    if action == "edited" and not forced and not materially_changed(history.last_body, issue.get("body")):
+    if action == "edited" and not forced and not materially_changed(history.last_body, issue.body):
         return Screen(False, "edit not material")
     if limited and history.reporter_triages_today >= policy.feedback.rate_limit_per_day:
         return Screen(False, "reporter rate limit")

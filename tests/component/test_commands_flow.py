@@ -125,14 +125,27 @@ async def test_flow_rechecks_bot_even_if_queued(harness: Harness, github: FakeGi
 
 
 async def test_unparseable_payload_fails_permanently(harness: Harness, github: FakeGitHub) -> None:
+    """A payload without a field Autopack reads (the comment's id) is queued all the same, and its
+    job fails at once naming the field: visible to an operator, never silently ignored."""
     payload = comment_payload("/autopack help")
-    del payload["comment"]["user"]
-    payload["comment"]["user"] = {"login": "octocat", "type": "User"}  # too thin for githubkit
-    await harness.deliver("issue_comment", payload)
+    del payload["comment"]["id"]
+    assert len(await harness.deliver("issue_comment", payload)) == 1
     job = await harness.inbox.claim("w", 60)
     assert job is not None
-    with pytest.raises(PermanentError, match="does not match GitHub's schema"):
+    with pytest.raises(PermanentError, match=r"does not match GitHub's schema .*comment\.id"):
         await harness.dispatcher(job)
+    assert github.comments == []
+
+
+async def test_a_payload_with_only_what_autopack_reads_runs(harness: Harness, github: FakeGitHub) -> None:
+    """Positive control: fields Autopack does not read may be missing (githubkit's full models
+    refused this thin user object)."""
+    payload = comment_payload("/autopack help")
+    payload["comment"]["user"] = {"login": "octocat", "type": "User"}
+    await harness.deliver("issue_comment", payload)
+    await harness.run_next()
+    (reply,) = github.bot_comments()
+    assert "Autopack commands" in reply["body"]
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,12 @@ async def test_a_tree_at_a_commit_is_served_with_no_request(inbox: Inbox, github
 
 
 async def test_writes_and_uncached_reads_pass_through(inbox: Inbox, github: FakeGitHub) -> None:
-    github.pulls[21] = {"number": 21, "state": "open"}
+    github.pulls[21] = {
+        "number": 21,
+        "state": "open",
+        "head": {"ref": "fix", "sha": "a" * 40},
+        "base": {"ref": "main", "sha": "b" * 40},
+    }
     repo = process(inbox)
     for _ in range(2):
         await repo.pull(21)

@@ -8,6 +8,7 @@ import pytest
 import structlog
 
 from app.errors import PermanentError
+from app.events import Event, IssueCommentEvent, PushEvent, Repository
 from app.flows.context import FlowContext
 from app.flows.dispatch import parse_args
 from app.flows.jobs import (
@@ -24,6 +25,7 @@ from app.flows.registry import default_registry
 from app.inbox.models import Job
 from app.inbox.store import Inbox
 from app.settings import Settings
+from tests.support import comment_payload
 
 REPO = "octo-org/widgets"
 
@@ -83,8 +85,7 @@ def context(inbox: Inbox, **kw: object) -> FlowContext:
         "job": job,
         "event_name": "issue_comment",
         "action": "created",
-        "event": None,
-        "payload": {"repository": {"full_name": REPO, "default_branch": "develop"}},
+        "event": Event(repository=Repository(full_name=REPO, default_branch="develop")),
         "delivery_id": "d1",
         "installation_id": 42,
         "repository": REPO,
@@ -120,7 +121,7 @@ async def test_enqueue_fills_in_where_the_job_runs_and_keeps_what_args_name() ->
     assert gate is not None
     assert gate.args["default_branch"] == "release"
     # The job it makes reads its args back as its flow's model.
-    scheduled = context(inbox, payload={}, args=GateCheckArgs.model_validate(gate.args))
+    scheduled = context(inbox, event=None, args=GateCheckArgs.model_validate(gate.args))
     assert scheduled.default_branch == "release"
     assert scheduled.args_as(GateCheckArgs).issue == 7
     with pytest.raises(PermanentError, match="runs with AuditArgs, not GateCheckArgs"):
@@ -213,3 +214,17 @@ def test_jobs_queued_by_the_previous_release_still_parse(flow: str, stored: dict
     args = parse_args(found, stored)
     assert args.installation_id == 1
     assert args.subject().startswith(REPO)
+
+
+async def test_a_flow_given_an_event_it_does_not_handle_fails_permanently() -> None:
+    """`ctx.event_as` is the one check between the registry's triggers and a handler's reads."""
+    inbox = Inbox.open("sqlite:///:memory:")
+    await inbox.migrate()
+    comment = IssueCommentEvent.model_validate(comment_payload("/autopack help"))
+    ctx = context(inbox, event=comment)
+    assert ctx.event_as(IssueCommentEvent) is comment  # positive control
+    with pytest.raises(PermanentError, match="command does not run on IssueCommentEvent"):
+        ctx.event_as(PushEvent)
+    with pytest.raises(PermanentError, match="does not run on a scheduled job"):
+        context(inbox, event=None).event_as(IssueCommentEvent)
+    inbox.close()

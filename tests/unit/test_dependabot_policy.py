@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from app.events import Commit, PullRequest
 from app.policy.dependabot import (
+    Authenticity,
     Dependency,
     RiskSummary,
     Update,
@@ -17,6 +19,7 @@ from app.policy.dependabot import (
     render_comment,
     semver_level,
 )
+from app.policy.diff import from_api
 from app.policy.repo_policy import Dependabot
 
 REPO = {"full_name": "o/r"}
@@ -24,11 +27,19 @@ REPO = {"full_name": "o/r"}
 
 def pr(**changes: Any) -> dict[str, Any]:
     base = {
+        "number": 7,
         "user": {"login": "dependabot[bot]", "type": "Bot"},
-        "head": {"ref": "dependabot/npm_and_yarn/lodash-4.17.21", "repo": REPO},
-        "base": {"repo": REPO},
+        "head": {"ref": "dependabot/npm_and_yarn/lodash-4.17.21", "sha": "a" * 40, "repo": REPO},
+        "base": {"ref": "main", "sha": "0" * 40, "repo": REPO},
     }
     return {**base, **changes}
+
+
+def judge(data: dict[str, Any], commits: list[dict[str, Any]], files: list[dict[str, Any]]) -> Authenticity:
+    """`authentic` on the typed objects the pulls API's answers become."""
+    return authentic(
+        PullRequest.model_validate(data), [Commit.model_validate(c) for c in commits], from_api(files)
+    )
 
 
 def commit(sha: str = "a" * 40, **changes: Any) -> dict[str, Any]:
@@ -53,12 +64,12 @@ GOOD_FILES = [{"filename": "package.json"}, {"filename": "package-lock.json"}]
         (pr(user={"login": "dependabot-bot", "type": "Bot"}), GOOD_COMMITS, GOOD_FILES, "author"),
         (pr(user={"login": "dependabot[bot]", "type": "User"}), GOOD_COMMITS, GOOD_FILES, "author"),
         (
-            pr(head={"ref": "dependabot/x", "repo": {"full_name": "fork/r"}}),
+            pr(head={"ref": "dependabot/x", "sha": "a" * 40, "repo": {"full_name": "fork/r"}}),
             GOOD_COMMITS,
             GOOD_FILES,
             "repository",
         ),
-        (pr(head={"ref": "main", "repo": REPO}), GOOD_COMMITS, GOOD_FILES, "dependabot/"),
+        (pr(head={"ref": "main", "sha": "a" * 40, "repo": REPO}), GOOD_COMMITS, GOOD_FILES, "dependabot/"),
         (pr(), [], GOOD_FILES, "no commits"),
         (pr(), [*GOOD_COMMITS, {"sha": "b" * 40, "author": {"login": "mallory"}}], GOOD_FILES, "bbbbbbb"),
         (pr(), [{"sha": "c" * 40, "author": None}], GOOD_FILES, "ccccccc"),
@@ -79,13 +90,13 @@ GOOD_FILES = [{"filename": "package.json"}, {"filename": "package-lock.json"}]
 def test_anything_short_of_genuine_is_not_dependabot(
     data: dict[str, Any], commits: list[dict[str, Any]], files: list[dict[str, Any]], reason: str
 ) -> None:
-    verdict = authentic(data, commits, files)
+    verdict = judge(data, commits, files)
     assert not verdict.genuine
     assert reason in verdict.reason
 
 
 def test_a_genuine_update() -> None:
-    assert authentic(pr(), GOOD_COMMITS, GOOD_FILES).genuine
+    assert judge(pr(), GOOD_COMMITS, GOOD_FILES).genuine
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,14 @@ from typing import Any
 
 import pytest
 
+from app.events import Comment, Issue
 from app.policy import evaluation as ev
 
 
-def issue(number: int = 9, *labels: str, **kw: Any) -> dict[str, Any]:
-    return {"number": number, "title": "t", "labels": [{"name": n} for n in labels], **kw}
+def issue(number: int = 9, *labels: str, **kw: Any) -> Issue:
+    return Issue.model_validate(
+        {"number": number, "title": "t", "labels": [{"name": n} for n in labels], **kw}
+    )
 
 
 @pytest.mark.parametrize(
@@ -32,7 +35,7 @@ def test_issue_truth(labels: tuple[str, ...], kw: dict[str, Any], expected: tupl
 
 
 def test_a_duplicate_links_the_issue_its_comment_names_never_itself() -> None:
-    comments = [{"body": "duplicate of #9"}, {"body": "Closing. Duplicate of #4"}]
+    comments = [Comment(id=1, body="duplicate of #9"), Comment(id=2, body="Closing. Duplicate of #4")]
     assert ev.issue_truth(issue(9, state_reason="duplicate"), comments, []).duplicate_of == 4
     assert ev.issue_truth(issue(9, state_reason="duplicate"), comments[:1], []).duplicate_of is None
     assert ev.issue_truth(issue(9), comments, []).duplicate_of is None  # not closed as a duplicate
@@ -40,13 +43,13 @@ def test_a_duplicate_links_the_issue_its_comment_names_never_itself() -> None:
 
 def test_open_then_is_what_was_open_when_the_issue_was_filed() -> None:
     issues = [
-        {"number": 1, "title": "a", "created_at": "2026-01-01", "closed_at": None},
-        {"number": 2, "title": "b", "created_at": "2026-01-02", "closed_at": "2026-01-03"},
-        {"number": 3, "title": "c", "created_at": "2026-01-04", "closed_at": "2026-02-01"},
-        {"number": 4, "title": "d", "created_at": "2026-01-05", "closed_at": None},
-        {"number": 5, "title": "e", "created_at": "2026-01-06", "closed_at": None},
+        Issue(number=1, title="a", created_at="2026-01-01", closed_at=None),
+        Issue(number=2, title="b", created_at="2026-01-02", closed_at="2026-01-03"),
+        Issue(number=3, title="c", created_at="2026-01-04", closed_at="2026-02-01"),
+        Issue(number=4, title="d", created_at="2026-01-05", closed_at=None),
+        Issue(number=5, title="e", created_at="2026-01-06", closed_at=None),
     ]
-    assert [o["number"] for o in ev.open_then(issues[3], issues)] == [1, 3]
+    assert [o.number for o in ev.open_then(issues[3], issues)] == [1, 3]
 
 
 def test_field_scores() -> None:

@@ -1,35 +1,71 @@
-"""Webhook payloads are validated against githubkit's models with one adapter per event name."""
+"""Webhook payloads parse into Autopack's narrow event models (`app.events`) once, in dispatch."""
 
 from __future__ import annotations
 
 import pytest
-from githubkit import webhooks
+from pydantic import ValidationError
 
+from app import events
 from app.errors import PermanentError
-from app.flows.dispatch import _event_adapter, parse_event
+from app.flows.registry import default_registry
 from app.policy.triage import analysis_schema
 from tests.support import comment_payload, payload
 
 
-def test_a_delivery_parses_to_the_model_githubkit_gives() -> None:
-    data = comment_payload("/autopack help")
-    ours = parse_event("issue_comment", data)
-    assert type(ours) is type(webhooks.parse_obj("issue_comment", data))
-    assert ours.comment.body == "/autopack help"
+def test_every_event_a_flow_handles_has_a_model() -> None:
+    assert default_registry().events() <= set(events.EVENTS)
 
 
-def test_the_adapter_is_built_once_per_event_name() -> None:
-    assert _event_adapter("issue_comment") is _event_adapter("issue_comment")
-    assert _event_adapter("issue_comment") is not _event_adapter("pull_request")
+def test_the_fields_a_flow_reads_come_through() -> None:
+    comment = events.parse("issue_comment", comment_payload("/autopack help", login="ann"))
+    assert isinstance(comment, events.IssueCommentEvent)
+    assert (comment.comment.body, comment.comment.author) == ("/autopack help", "ann")
+    opened = events.parse("pull_request", payload("pull_request", "opened.payload.json"))
+    assert isinstance(opened, events.PullRequestEvent)
+    raw = payload("pull_request", "opened.payload.json")["pull_request"]
+    assert (opened.pull_request.number, opened.pull_request.head.sha) == (raw["number"], raw["head"]["sha"])
+    assert opened.pull_request.as_issue().is_pull
+    push = events.parse("push", payload("push", "with-new-branch.payload.json"))
+    assert isinstance(push, events.PushEvent)
+    assert push.ref.startswith("refs/heads/")
 
 
-def test_an_unknown_event_and_a_payload_off_schema_are_permanent_errors() -> None:
+def test_ci_events_name_their_commit_and_branches() -> None:
+    suite = events.parse("check_suite", payload("check_suite", "completed.payload.json"))
+    run = events.parse("check_run", payload("check_run", "completed.payload.json"))
+    status = events.parse("status", payload("status"))
+    raw = payload("status")
+    for event in (suite, run, status):
+        assert isinstance(event, events.CheckSuiteEvent | events.CheckRunEvent | events.StatusEvent)
+        sha, branches = events.ci_target(event)
+        assert sha
+        assert branches
+    assert isinstance(status, events.StatusEvent)
+    assert events.ci_target(status) == (raw["sha"], tuple(b["name"] for b in raw["branches"]))
+    assert events.ci_pulls(status) == ()
+
+
+def test_an_unknown_event_and_a_payload_without_what_autopack_reads_are_permanent_errors() -> None:
     with pytest.raises(PermanentError, match="unknown event 'no_such_event'"):
-        parse_event("no_such_event", {})
+        events.parse("no_such_event", {})
     broken = payload("issue_comment", "created.payload.json")
     del broken["comment"]
-    with pytest.raises(PermanentError, match="does not match GitHub's schema"):
-        parse_event("issue_comment", broken)
+    with pytest.raises(PermanentError, match=r"does not match GitHub's schema .*first at comment"):
+        events.parse("issue_comment", broken)
+    wrong_type = payload("issue_comment", "created.payload.json")
+    wrong_type["comment"]["body"] = {"not": "text"}
+    with pytest.raises(PermanentError, match=r"comment\.body"):
+        events.parse("issue_comment", wrong_type)
+
+
+def test_fields_autopack_does_not_read_are_ignored_and_the_model_is_frozen() -> None:
+    data = comment_payload("/autopack help")
+    data["comment"]["reactions"] = "a shape GitHub may change"
+    data["comment"]["user"] = {"login": "ann", "type": "User"}  # thin: only what is read
+    parsed = events.parse("issue_comment", data)
+    assert isinstance(parsed, events.IssueCommentEvent)
+    with pytest.raises(ValidationError):
+        parsed.comment.body = "edited on the way"  # type: ignore[misc]
 
 
 def test_the_triage_answer_schema_is_built_once_per_listing() -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from app.events import Issue
 from app.policy import context
 from app.policy.context import Entry, detect_framework, identifiers, is_test, plan
 from app.policy.proposal import (
@@ -70,14 +71,20 @@ def test_eligibility(
     ok: bool,
     reason: str,
 ) -> None:
-    verdict = eligible(issue=issue, triaged=triaged, rejected=rejected, existing=existing, force=force)
+    verdict = eligible(
+        issue=Issue.model_validate(issue), triaged=triaged, rejected=rejected, existing=existing, force=force
+    )
     assert verdict.ok is ok
     assert reason in verdict.reason
 
 
 def test_rejection_reasons_are_neutralised_in_the_refusal() -> None:
     verdict = eligible(
-        issue=OPEN_ISSUE, triaged=True, rejected="ask @admin at https://x.test", existing=None, force=False
+        issue=Issue.model_validate(OPEN_ISSUE),
+        triaged=True,
+        rejected="ask @admin at https://x.test",
+        existing=None,
+        force=False,
     )
     assert "@admin" not in verdict.reason
     assert "https://" not in verdict.reason

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from app.events import Issue
 from app.policy.repo_policy import DEFAULTS, parse
 from app.policy.triage import (
     History,
@@ -23,7 +24,7 @@ from app.policy.triage import (
 FRESH = History(None, None, 0)
 
 
-def issue(**changes: Any) -> dict[str, Any]:
+def issue(**changes: Any) -> Issue:
     base = {
         "number": 1,
         "state": "open",
@@ -32,7 +33,7 @@ def issue(**changes: Any) -> dict[str, Any]:
         "user": {"login": "ann", "type": "User"},
         "labels": [{"name": "user-feedback"}],
     }
-    return {**base, **changes}
+    return Issue.model_validate({**base, **changes})
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ def issue(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_screen(
-    data: dict[str, Any], action: str, label: str | None, history: History, forced: bool, reason: str
+    data: Issue, action: str, label: str | None, history: History, forced: bool, reason: str
 ) -> None:
     assert (
         screen(data, action=action, label=label, policy=DEFAULTS, history=history, forced=forced).reason
