@@ -68,6 +68,10 @@ class PullMarker(Model):
     url: str | None = None
 
 
+class Reactions(Model):
+    total_count: int = 0
+
+
 class Issue(Model):
     number: int
     title: str = ""
@@ -80,6 +84,7 @@ class Issue(Model):
     pull_request: PullMarker | None = None
     created_at: str | None = None
     closed_at: str | None = None
+    reactions: Reactions | None = None  # every kind counted (the digest ranks by it)
 
     @property
     def author(self) -> str:
@@ -101,7 +106,9 @@ class Comment(Model):
     body: str | None = None
     user: User | None = None
     in_reply_to_id: int | None = None  # review comments: the thread's first comment
-    path: str | None = None  # review comments: the file commented on
+    path: str | None = None  # review comments: the file commented on, and where
+    line: int | None = None
+    original_line: int | None = None
 
     @property
     def author(self) -> str:
@@ -220,9 +227,52 @@ class CheckSuite(Model):
     pull_requests: tuple[PullRef, ...] = ()
 
 
+class AppRef(Model):
+    id: int
+
+
+class CheckOutput(Model):
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    annotations_count: int = 0
+
+
 class CheckRun(Model):
+    """A check run, as its webhook and the checks API show it."""
+
+    id: int | None = None
+    name: str = "check"
+    status: str | None = None  # queued | in_progress | completed
+    conclusion: str | None = None  # success | failure | cancelled | skipped | ... (when completed)
+    html_url: str | None = None
+    details_url: str | None = None
+    output: CheckOutput = CheckOutput()
+    app: AppRef | None = None
     head_sha: str | None = None
     check_suite: CheckSuite = CheckSuite()
+
+    def by_app(self, app_id: int | None) -> bool:
+        """Whether the GitHub App `app_id` made this run (None: any App may have)."""
+        return app_id is None or (self.app is not None and self.app.id == app_id)
+
+
+class CommitStatus(Model):
+    """One context's latest state in a commit's combined status."""
+
+    context: str = "status"
+    state: str = ""  # pending | success | failure | error
+    target_url: str | None = None
+    description: str | None = None
+
+
+class Annotation(Model):
+    """A line a check run pointed at (its annotations API)."""
+
+    path: str | None = None
+    start_line: int | None = None
+    annotation_level: str | None = None
+    message: str | None = None
 
 
 class BranchName(Model):

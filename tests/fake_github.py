@@ -764,7 +764,10 @@ class FakeGitHub:
         return httpx.Response(201, json={"number": int(n)})
 
     def _review_comments(self, request: httpx.Request, full: str, n: str, rid: str) -> httpx.Response:
-        return httpx.Response(200, json=self.review_comments.get(int(rid), []))
+        listed = self.review_comments.get(int(rid), [])
+        return httpx.Response(
+            200, json=[{"id": 8000 + i, **c} for i, c in enumerate(listed)]
+        )  # ids, as GitHub
 
     def _status(self, request: httpx.Request, full: str, sha: str) -> httpx.Response:
         statuses = self.statuses.get(sha, [])

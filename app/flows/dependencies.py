@@ -71,7 +71,7 @@ async def on_ci(ctx: FlowContext) -> None:
             if name.startswith("dependabot/"):
                 pr = await git.open_pull_for(repo, name)
                 if pr is not None:
-                    numbers.append(int(pr["number"]))
+                    numbers.append(pr.number)
     for number in numbers[:5]:
         await ctx.enqueue(
             EVALUATE, DependencyArgs(number=number), f"dependabot-ci:{ctx.delivery_id}:{number}"

@@ -165,19 +165,19 @@ async def _records(ctx: FlowContext, repo: RepoClient, rules: RepoPolicy) -> dic
     """Open feedback with a triage answer, as compact records (untriaged issues wait for triage)."""
     records: dict[int, policy.Record] = {}
     for issue in await git.feedback_issues(repo, rules.feedback.label):
-        number = int(issue["number"])
+        number = issue.number
         analysis = await ctx.triage_log.latest_analysis(repo.full_name, number)
         if analysis is None:
             continue
         records[number] = policy.Record(
             number=number,
-            title=str(issue.get("title") or ""),
+            title=issue.title,
             summary=str(analysis.get("summary") or ""),
             category=str(analysis.get("category") or "other"),
             severity=str(analysis.get("severity") or "low"),
             area=str(analysis.get("area") or "unknown"),
-            reactions=int((issue.get("reactions") or {}).get("total_count") or 0),
-            reporter=str((issue.get("user") or {}).get("login") or ""),
+            reactions=issue.reactions.total_count if issue.reactions is not None else 0,
+            reporter=issue.author,
         )
     return records
 
@@ -269,18 +269,18 @@ async def _publish(repo: RepoClient, week: str, body: str) -> int:
     marker = _marker(week)
     existing = await git.issues_with_label(repo, LABEL.name)
     bot = await repo.bot_login()
-    ours = [i for i in existing if (i.get("user") or {}).get("login") == bot]
-    current = next((i for i in ours if marker in str(i.get("body") or "")), None)
+    ours = [i for i in existing if i.author == bot]
+    current = next((i for i in ours if marker in (i.body or "")), None)
     text = f"{body}\n\n{marker}"
     if current is None:
         number = await git.create_issue(repo, title=f"Feedback digest {week}", body=text, labels=[LABEL.name])
     else:
-        number = int(current["number"])
-        if current.get("body") != text:
+        number = current.number
+        if current.body != text:
             await git.update_issue(repo, number, body=text)
     for issue in ours:
-        if int(issue["number"]) != number and issue.get("state") == "open":
-            await git.update_issue(repo, int(issue["number"]), state="closed")
+        if issue.number != number and issue.state == "open":
+            await git.update_issue(repo, issue.number, state="closed")
     return number
 
 

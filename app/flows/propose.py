@@ -193,8 +193,8 @@ async def _push(ctx: FlowContext, repo: RepoClient, proposal: policy.Proposal, r
             base=proposal.base_branch,
             draft=True,
         )
-    proposal.pr_number = int(pr["number"])
-    proposal.pr_node_id = str(pr.get("node_id") or "") or None
+    proposal.pr_number = pr.number
+    proposal.pr_node_id = pr.node_id or None
     PROPOSALS.labels("pushed").inc()
     ctx.log.info("proposal pushed", issue=proposal.issue, pr=proposal.pr_number, test=proposal.test_sha)
     await state.publish(ctx, repo, proposal, body=not fresh)  # a new PR has this body already

@@ -30,7 +30,7 @@ from app.llm.tokens import counter_for
 from app.metrics import PUSH_AUDITS
 from app.policy import audit, secrets
 from app.policy.audit_report import Change, CheckReport, Opinion, Scope, assess_push, secrets_check
-from app.policy.diff import FileDiff, fit, from_api
+from app.policy.diff import FileDiff, fit
 from app.policy.model_names import ModelStatus, outdated
 from app.policy.repo_policy import RepoPolicy
 
@@ -97,29 +97,29 @@ async def _changes(
     before, after = push.before or ZERO, str(push.after)
     if push.created or before == ZERO:
         if branch == default:  # a new default branch: its commits are all there is
-            files: list[dict[str, Any]] = []
+            files: list[FileDiff] = []
             for commit in push.commits[:MAX_COMMITS]:
                 files += await git.commit_files(repo, commit.id)
-            return from_api(files), ""
+            return files, ""
         base = default
     else:
         base = before
-    files, _commits = await git.compare(repo, base, after)
+    files = await git.compare(repo, base, after)
     if len(files) < git.COMPARE_FILE_LIMIT:
-        return from_api(files), ""
+        return files, ""
     # GitHub stops listing at 300 files: read the pushed commits one by one instead.
     pushed = [c.id for c in push.commits]
-    by_path: dict[str, dict[str, Any]] = {}
+    by_path: dict[str, FileDiff] = {}
     for sha in pushed[:MAX_COMMITS]:
         for entry in await git.commit_files(repo, sha):
-            by_path[str(entry.get("filename"))] = entry  # a later commit's patch of a file wins
+            by_path[entry.path] = entry  # a later commit's patch of a file wins
     note = ""
     if len(pushed) > MAX_COMMITS or (push.size or len(pushed)) > len(pushed):
         note = (
             f"The push changes more than {git.COMPARE_FILE_LIMIT} files and more than {MAX_COMMITS} commits: "
             f"only the first {min(len(pushed), MAX_COMMITS)} commits were scanned."
         )
-    return from_api(list(by_path.values())), note
+    return list(by_path.values()), note
 
 
 async def _audit(

@@ -128,17 +128,12 @@ async def _failure(repo: RepoClient, proposal: policy.Proposal, trigger: str, ar
             if check.check_run_id is None:
                 lines.append(check.summary)
                 continue
-            run = await git.check_run(repo, check.check_run_id)
-            output = run.get("output") or {}
-            for key in ("title", "summary", "text"):
-                if output.get(key):
-                    lines.append(str(output[key])[:OUTPUT_CHARS])
-            if output.get("annotations_count"):
+            output = (await git.check_run(repo, check.check_run_id)).output
+            lines += [text[:OUTPUT_CHARS] for text in (output.title, output.summary, output.text) if text]
+            if output.annotations_count:
                 for note in await git.check_annotations(repo, check.check_run_id):
-                    lines.append(
-                        f"- {note.get('path')}:{note.get('start_line')}: {note.get('annotation_level')}: "
-                        f"{str(note.get('message') or '')[:500]}"
-                    )
+                    where = f"{note.path}:{note.start_line}: {note.annotation_level}"
+                    lines.append(f"- {where}: {(note.message or '')[:500]}")
         return "\n".join(lines)
     if trigger == "audit":
         return "The audit blocked the change. Its findings:\n" + "\n".join(f"- {f}" for f in args.findings)
@@ -146,10 +141,8 @@ async def _failure(repo: RepoClient, proposal: policy.Proposal, trigger: str, ar
         lines = ["A maintainer requested changes.", args.review_body]
         if args.review_id and proposal.pr_number:
             for comment in await git.review_comments(repo, proposal.pr_number, args.review_id):
-                lines.append(
-                    f"- {comment.get('path')}:{comment.get('line') or comment.get('original_line')}: "
-                    f"{str(comment.get('body') or '')[:1_000]}"
-                )
+                where = f"{comment.path}:{comment.line or comment.original_line}"
+                lines.append(f"- {where}: {(comment.body or '')[:1_000]}")
         return "\n".join(lines)
     return "A maintainer asked for a revision (see instructions)."
 

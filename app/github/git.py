@@ -13,7 +13,9 @@ from typing import Any
 
 from githubkit.exception import RequestFailed
 
+from app.events import Annotation, CheckRun, Comment, CommitStatus, Issue, PullRequest
 from app.github.repo import RepoClient
+from app.policy.diff import FileDiff, from_api
 
 GRAPHQL_BATCH = 50  # files per GraphQL query
 
@@ -122,25 +124,25 @@ async def set_branch(repo: RepoClient, branch: str, sha: str, *, exists: bool = 
     await repo.gh.arequest(second[0], second[1], json=second[2])
 
 
-async def open_pull_for(repo: RepoClient, branch: str) -> dict[str, Any] | None:
+async def open_pull_for(repo: RepoClient, branch: str) -> PullRequest | None:
     response = await repo.gh.arequest(
         "GET",
         f"/repos/{repo.full_name}/pulls",
         params={"head": f"{repo.owner}:{branch}", "state": "open", "per_page": 5},
     )
     pulls = response.json()
-    return dict(pulls[0]) if pulls else None
+    return PullRequest.model_validate(pulls[0]) if pulls else None
 
 
 async def create_pull(
     repo: RepoClient, *, title: str, body: str, head: str, base: str, draft: bool = True
-) -> dict[str, Any]:
+) -> PullRequest:
     response = await repo.gh.arequest(
         "POST",
         f"/repos/{repo.full_name}/pulls",
         json={"title": repo.md(title), "body": repo.md(body), "head": head, "base": base, "draft": draft},
     )
-    return dict(response.json())
+    return PullRequest.model_validate(response.json())
 
 
 async def update_pull(repo: RepoClient, number: int, *, body: str, title: str | None = None) -> None:
@@ -173,10 +175,10 @@ async def request_reviewers(repo: RepoClient, number: int, users: list[str], tea
 CHECK_RUN_PAGES = 10  # 1,000 check runs on one commit: beyond any real CI
 
 
-async def ci_for(repo: RepoClient, sha: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def ci_for(repo: RepoClient, sha: str) -> tuple[list[CheckRun], list[CommitStatus]]:
     """The commit's check runs (latest of each, every page: a verdict read from the first 100 of
     a large matrix could miss the one that failed) and its commit statuses (latest per context)."""
-    runs: list[dict[str, Any]] = []
+    runs: list[CheckRun] = []
     for page in range(1, CHECK_RUN_PAGES + 1):
         response = await repo.gh.arequest(
             "GET",
@@ -184,35 +186,36 @@ async def ci_for(repo: RepoClient, sha: str) -> tuple[list[dict[str, Any]], list
             params={"per_page": 100, "page": page},
         )
         data = response.json()
-        batch = list(data.get("check_runs") or [])
+        batch = [CheckRun.model_validate(r) for r in data.get("check_runs") or []]
         runs += batch
         if len(batch) < 100 or len(runs) >= int(data.get("total_count") or 0):
             break
     combined = await repo.gh.arequest(
         "GET", f"/repos/{repo.full_name}/commits/{sha}/status", params={"per_page": 100}
     )
-    return runs, list(combined.json().get("statuses") or [])
+    statuses = [CommitStatus.model_validate(s) for s in combined.json().get("statuses") or []]
+    return runs, statuses
 
 
-async def check_annotations(repo: RepoClient, check_run_id: int) -> list[dict[str, Any]]:
+async def check_annotations(repo: RepoClient, check_run_id: int) -> list[Annotation]:
     response = await repo.gh.arequest(
         "GET", f"/repos/{repo.full_name}/check-runs/{check_run_id}/annotations", params={"per_page": 50}
     )
-    return list(response.json())
+    return [Annotation.model_validate(a) for a in response.json()]
 
 
-async def check_run(repo: RepoClient, check_run_id: int) -> dict[str, Any]:
+async def check_run(repo: RepoClient, check_run_id: int) -> CheckRun:
     response = await repo.gh.arequest("GET", f"/repos/{repo.full_name}/check-runs/{check_run_id}")
-    return dict(response.json())
+    return CheckRun.model_validate(response.json())
 
 
-async def review_comments(repo: RepoClient, number: int, review_id: int) -> list[dict[str, Any]]:
+async def review_comments(repo: RepoClient, number: int, review_id: int) -> list[Comment]:
     response = await repo.gh.arequest(
         "GET",
         f"/repos/{repo.full_name}/pulls/{number}/reviews/{review_id}/comments",
         params={"per_page": 100},
     )
-    return list(response.json())
+    return [Comment.model_validate(c) for c in response.json()]
 
 
 async def merge(repo: RepoClient, number: int, *, sha: str, method: str, title: str) -> str:
@@ -298,28 +301,26 @@ async def dismiss_review(repo: RepoClient, number: int, review_id: int, message:
 COMPARE_FILE_LIMIT = 300  # GitHub lists at most 300 files in a comparison
 
 
-async def compare(
-    repo: RepoClient, base: str, head: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """`base...head` (from their merge base, so a forced push shows what it brings): files, commits."""
+async def compare(repo: RepoClient, base: str, head: str) -> list[FileDiff]:
+    """The files `base...head` changes (from their merge base, so a forced push shows what it
+    brings); GitHub lists at most `COMPARE_FILE_LIMIT`."""
     response = await repo.gh.arequest(
         "GET", f"/repos/{repo.full_name}/compare/{base}...{head}", params={"per_page": 100}
     )
-    data = response.json()
-    return list(data.get("files") or []), list(data.get("commits") or [])
+    return from_api(list(response.json().get("files") or []))
 
 
-async def commit_files(repo: RepoClient, sha: str) -> list[dict[str, Any]]:
+async def commit_files(repo: RepoClient, sha: str) -> list[FileDiff]:
     """The files one commit changes, with patches (GitHub lists up to 300 per page)."""
     response = await repo.gh.arequest(
         "GET", f"/repos/{repo.full_name}/commits/{sha}", params={"per_page": 300}
     )
-    return list(response.json().get("files") or [])
+    return from_api(list(response.json().get("files") or []))
 
 
-async def feedback_issues(repo: RepoClient, label: str, *, limit: int = 500) -> list[dict[str, Any]]:
+async def feedback_issues(repo: RepoClient, label: str, *, limit: int = 500) -> list[Issue]:
     """Open issues (not PRs) carrying `label`, with their reporter and reaction count."""
-    issues: list[dict[str, Any]] = []
+    issues: list[Issue] = []
     page = 1
     while len(issues) < limit:
         response = await repo.gh.arequest(
@@ -327,21 +328,22 @@ async def feedback_issues(repo: RepoClient, label: str, *, limit: int = 500) -> 
             f"/repos/{repo.full_name}/issues",
             params={"labels": label, "state": "open", "per_page": 100, "page": page},
         )
-        batch = response.json()
-        issues += [i for i in batch if "pull_request" not in i]
+        batch = [Issue.model_validate(i) for i in response.json()]
+        issues += [i for i in batch if not i.is_pull]
         if len(batch) < 100:
             break
         page += 1
     return issues[:limit]
 
 
-async def issues_with_label(repo: RepoClient, label: str, state: str = "all") -> list[dict[str, Any]]:
+async def issues_with_label(repo: RepoClient, label: str, state: str = "all") -> list[Issue]:
     response = await repo.gh.arequest(
         "GET",
         f"/repos/{repo.full_name}/issues",
         params={"labels": label, "state": state, "per_page": 100, "sort": "created", "direction": "desc"},
     )
-    return [i for i in response.json() if "pull_request" not in i]
+    issues = [Issue.model_validate(i) for i in response.json()]
+    return [i for i in issues if not i.is_pull]
 
 
 async def create_issue(repo: RepoClient, *, title: str, body: str, labels: list[str]) -> int:

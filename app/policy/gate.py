@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.events import CheckRun
 from app.policy.commands import Permission, is_bot
 from app.policy.proposal import CheckResult
 
@@ -200,16 +201,11 @@ def decide(gate: GateInput) -> GateDecision:
     return GateDecision("merge", (), tuple(counted), green, total)
 
 
-def audit_verdict(check_runs: list[dict[str, Any]], own_app_id: int | None) -> str | None:
+def audit_verdict(check_runs: list[CheckRun], own_app_id: int | None) -> str | None:
     """The verdict of Autopack's own audit check run on the head (the latest, if several)."""
-    ours = [
-        r
-        for r in check_runs
-        if r.get("name") == AUDIT_CHECK
-        and (own_app_id is None or (r.get("app") or {}).get("id") == own_app_id)
-        and r.get("status") == "completed"
-    ]
+    completed = [r for r in check_runs if r.status == "completed"]
+    ours = [r for r in completed if r.name == AUDIT_CHECK and r.by_app(own_app_id)]
     if not ours:
         return None
-    latest = max(ours, key=lambda r: int(r.get("id") or 0))
-    return {"failure": "block", "success": "approve"}.get(str(latest.get("conclusion")), "comment")
+    latest = max(ours, key=lambda r: r.id or 0)
+    return {"failure": "block", "success": "approve"}.get(str(latest.conclusion), "comment")

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from app.errors import PermanentError
-from app.events import Issue
+from app.events import CheckRun, CommitStatus, Issue
 from app.policy import render
 from app.policy.audit import CATEGORY_ORDER, file_categories, primary_category
 from app.policy.markdown import neutral
@@ -293,21 +293,21 @@ _PASSED = {"success", "neutral"}
 
 
 def checks_from(
-    check_runs: Iterable[dict[str, Any]], statuses: Iterable[dict[str, Any]], *, own_app_id: int | None
+    check_runs: Iterable[CheckRun], statuses: Iterable[CommitStatus], *, own_app_id: int | None
 ) -> list[CheckResult]:
     """The commit's CI, from its check runs and commit statuses. Autopack's own check runs are not CI;
     cancelled, skipped and stale runs prove nothing either way."""
     results: list[CheckResult] = []
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, CheckRun] = {}
     for run in check_runs:
-        if own_app_id is not None and (run.get("app") or {}).get("id") == own_app_id:
+        if own_app_id is not None and run.by_app(own_app_id):
             continue
-        name = str(run.get("name") or "check")
-        if name not in latest or int(run.get("id") or 0) > int(latest[name].get("id") or 0):
+        name = run.name or "check"
+        if name not in latest or (run.id or 0) > (latest[name].id or 0):
             latest[name] = run  # a re-run replaces the earlier result of the same check
     for name, run in sorted(latest.items()):
-        conclusion = run.get("conclusion")
-        if run.get("status") != "completed":
+        conclusion = run.conclusion
+        if run.status != "completed":
             state = "pending"
         elif conclusion in _FAILED:
             state = "failed"
@@ -315,25 +315,24 @@ def checks_from(
             state = "passed"
         else:
             state = "ignored"
-        output = run.get("output") or {}
         results.append(
             CheckResult(
                 name,
                 state,  # type: ignore[arg-type]
-                run.get("html_url") or run.get("details_url"),
-                int(run["id"]) if run.get("id") else None,
-                str(output.get("title") or "")[:200],
+                run.html_url or run.details_url,
+                run.id or None,
+                (run.output.title or "")[:200],
             )
         )
     for status in statuses:
         state_map = {"pending": "pending", "success": "passed", "failure": "failed", "error": "failed"}
         results.append(
             CheckResult(
-                str(status.get("context") or "status"),
-                state_map.get(str(status.get("state")), "ignored"),  # type: ignore[arg-type]
-                status.get("target_url"),
+                status.context or "status",
+                state_map.get(status.state, "ignored"),  # type: ignore[arg-type]
+                status.target_url,
                 None,
-                str(status.get("description") or "")[:200],
+                (status.description or "")[:200],
             )
         )
     return results

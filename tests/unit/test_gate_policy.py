@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from app.events import CheckRun
 from app.policy.commands import Permission
 from app.policy.gate import GateInput, Review, audit_verdict, decide, latest_reviews
 from app.policy.proposal import CheckResult
@@ -166,10 +167,31 @@ def test_status_line_lists_every_reason() -> None:
 def test_latest_reviews_and_the_audit_check_run() -> None:
     reviews = (approval(order=2), Review("alice", "User", "CHANGES_REQUESTED", OLD, 1))
     assert latest_reviews(reviews)["alice"].state == "APPROVED"
-    runs: list[dict[str, Any]] = [
-        {"id": 1, "name": "Autopack audit", "status": "completed", "conclusion": "failure", "app": {"id": 7}},
-        {"id": 2, "name": "Autopack audit", "status": "completed", "conclusion": "neutral", "app": {"id": 7}},
-        {"id": 3, "name": "Autopack audit", "status": "completed", "conclusion": "failure", "app": {"id": 9}},
+    runs = [
+        CheckRun.model_validate(r)
+        for r in [
+            {
+                "id": 1,
+                "name": "Autopack audit",
+                "status": "completed",
+                "conclusion": "failure",
+                "app": {"id": 7},
+            },
+            {
+                "id": 2,
+                "name": "Autopack audit",
+                "status": "completed",
+                "conclusion": "neutral",
+                "app": {"id": 7},
+            },
+            {
+                "id": 3,
+                "name": "Autopack audit",
+                "status": "completed",
+                "conclusion": "failure",
+                "app": {"id": 9},
+            },
+        ]
     ]
     assert audit_verdict(runs, 7) == "comment"  # the latest of our own; another app's run is ignored
     assert audit_verdict(runs[:1], 7) == "block"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.events import Issue
+from app.events import CheckRun, CommitStatus, Issue
 from app.policy import context
 from app.policy.context import Entry, detect_framework, identifiers, is_test, plan
 from app.policy.proposal import (
@@ -135,7 +135,8 @@ def run(name: str, status: str, conclusion: str | None, run_id: int = 1, app: in
     ],
 )
 def test_ci_outcome(runs: list[dict[str, Any]], statuses: list[dict[str, Any]], outcome: str) -> None:
-    assert ci_outcome(checks_from(runs, statuses, own_app_id=12345)) == outcome
+    typed = [CheckRun.model_validate(r) for r in runs], [CommitStatus.model_validate(s) for s in statuses]
+    assert ci_outcome(checks_from(*typed, own_app_id=12345)) == outcome
 
 
 WAITING_TEST = make(status="awaiting_test_ci", waiting_sha="t1")
