@@ -173,6 +173,7 @@ class FakeGitHub:
         self.edits = 0
         # Issues, labels, files
         self.head = "c0ffee" + "0" * 34
+        self.default_branch = "main"
         self.files: dict[tuple[str, str], str] = {}
         self.dirs = ["app", "docs", "web"]
         self.labels: dict[str, dict[str, Any]] = {}
@@ -707,7 +708,9 @@ class FakeGitHub:
 
     def _repository(self, request: httpx.Request, full: str) -> httpx.Response:
         _owner, name = full.split("/")
-        return httpx.Response(200, json={"full_name": full, "name": name, "default_branch": "main"})
+        return httpx.Response(
+            200, json={"full_name": full, "name": name, "default_branch": self.default_branch}
+        )
 
     def _installation(self, request: httpx.Request, full: str) -> httpx.Response:
         return httpx.Response(200, json={"id": 4242, "app_id": self.app_id})

@@ -74,8 +74,11 @@ async def schedule_all(inbox: Inbox) -> int:
 
 
 async def handle(ctx: FlowContext) -> None:
-    forced = ctx.args_as(DigestArgs).forced
+    args = ctx.args_as(DigestArgs)
+    forced = args.forced
     repo = await ctx.repo()
+    if args.default_branch is None:  # the scheduler does not know it: the policy is read from it
+        ctx.args = args.model_copy(update={"default_branch": await repo.default_branch()})
     now = ctx.inbox.clock()
     rules = (await ctx.policy()).policy
     if not forced:

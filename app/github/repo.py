@@ -15,7 +15,7 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from app.events import Comment, Commit, Issue, PullRequest
+from app.events import Comment, Commit, Issue, PullRequest, Repository
 from app.policy import render
 from app.policy.commands import Permission, permission_from_api
 from app.policy.diff import FileDiff, from_api
@@ -195,6 +195,11 @@ class RepoClient:
         )
 
     # ---- contents and checks ---------------------------------------------------------------
+
+    async def default_branch(self) -> str:
+        """The repository's default branch, as GitHub says now (it can be renamed)."""
+        response = await self.gh.rest.repos.async_get(self.owner, self.name)
+        return Repository.model_validate(response.json()).default_branch
 
     async def branch_head(self, branch: str) -> str:
         """The commit SHA a branch points at (one small request: the SHA media type)."""

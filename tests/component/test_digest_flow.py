@@ -141,6 +141,29 @@ async def test_schedule_is_created_once_and_runs_once_under_two_workers_and_a_re
     assert week_jobs[0].run_at == pytest.approx(job.run_at + 7 * 86_400, abs=2)
 
 
+async def test_a_scheduled_digest_reads_the_policy_from_the_default_branch(
+    harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
+) -> None:
+    """The scheduler knows no branch: the digest asks GitHub, so a repository whose default branch
+    is not `main` has its `.github/autopack.yml` read from that branch."""
+    repo, router = github
+    repo.default_branch = "develop"
+    await triaged(harness)
+    answer(router, clusters(cluster("Saving under locks", [7, 8], 4)))
+    await Installations(harness.inbox.db).upsert(
+        4242, "octo-org", "Organization", "Organization", repositories=[(1, REPO)]
+    )
+    await schedule_all(harness.inbox)
+    (job,) = [j for j in await harness.inbox.jobs_for_subject(REPO) if j.flow == "digest"]
+    assert "default_branch" not in job.args
+    harness.offset = job.run_at - harness.inbox.clock() + harness.offset + 1
+    assert await harness.run_all() == ["digest"]
+    heads = [line for line in repo.log if "/commits/" in line and line.startswith("GET")]
+    assert f"GET /repos/{REPO}/commits/develop" in heads
+    assert f"GET /repos/{REPO}/commits/main" not in heads
+    assert len(digests(repo)) == 1
+
+
 async def test_clusters_name_only_the_listed_issues_and_code_ranks_them(
     harness: Harness, github: tuple[FakeGitHub, respx.MockRouter]
 ) -> None:
