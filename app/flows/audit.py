@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from githubkit.exception import RequestFailed
 
-from app.events import PullRequest, PullRequestEvent
+from app.events import CheckRun, PullRequest, PullRequestEvent
 from app.flows import learnings
 from app.flows.context import FlowContext
 from app.flows.jobs import AuditArgs, VerifyStepArgs
@@ -282,11 +282,8 @@ async def _has_check(ctx: FlowContext, repo: RepoClient, head: str) -> bool:
         f"/repos/{repo.full_name}/commits/{head}/check-runs",
         params={"check_name": CHECK_NAME, "per_page": 100},
     )
-    return any(
-        run.get("name") == CHECK_NAME
-        and (ctx.settings.app_id is None or (run.get("app") or {}).get("id") == ctx.settings.app_id)
-        for run in response.json().get("check_runs") or []
-    )
+    runs = [CheckRun.model_validate(r) for r in response.json().get("check_runs") or []]
+    return any(run.name == CHECK_NAME and run.by_app(ctx.settings.app_id) for run in runs)
 
 
 async def _report_to_proposal(

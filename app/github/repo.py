@@ -15,7 +15,7 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from app.events import Comment, Commit, Issue, PullRequest, Repository
+from app.events import CheckRun, Comment, Commit, Issue, PullRequest, Repository
 from app.policy import render
 from app.policy.commands import Permission, permission_from_api
 from app.policy.diff import FileDiff, from_api
@@ -228,8 +228,8 @@ class RepoClient:
         response = await self.gh.rest.checks.async_list_for_ref(
             self.owner, self.name, sha, check_name=name, per_page=100
         )
-        runs = response.json().get("check_runs") or []
-        return any((run.get("output") or {}).get("title") == title for run in runs)
+        runs = [CheckRun.model_validate(r) for r in response.json().get("check_runs") or []]
+        return any(run.output.title == title for run in runs)
 
     async def create_check_run(
         self,
