@@ -8,7 +8,8 @@ it with the wrong type, is refused with the first problem named: retrying cannot
 
 The same objects come back from the REST API (`RepoClient.pull` returns a `PullRequest`), so a flow
 that starts from either an event or a scheduled job handles one type. Everything is frozen: what
-GitHub said is not edited on the way through. Pure: pydantic only, importable from `policy/`.
+GitHub said is not edited on the way through. Pure (pydantic and `app.errors`, a test keeps it
+so), so `policy/` decides on these types too.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ class PullRequest(Model):
 
 
 class Verification(Model):
-    verified: bool = False
+    verified: object = None  # JSON `true` and nothing like it counts (`Commit.verified`)
 
 
 class GitActor(Model):
@@ -198,7 +199,7 @@ class Commit(Model):
 
     @property
     def verified(self) -> bool:
-        return self.commit.verification is not None and self.commit.verification.verified
+        return self.commit.verification is not None and self.commit.verification.verified is True
 
 
 class Review(Model):

@@ -82,6 +82,12 @@ GOOD_FILES = [{"filename": "package.json"}, {"filename": "package-lock.json"}]
             "signature GitHub verified",
         ),
         (pr(), [commit("f" * 40, commit={})], GOOD_FILES, "signature GitHub verified"),
+        (
+            pr(),
+            [commit("e" * 40, commit={"verification": {"verified": "true"}})],  # a string is not true
+            GOOD_FILES,
+            "signature GitHub verified",
+        ),
         (pr(), [*GOOD_COMMITS, commit("9" * 40, committer=None)], GOOD_FILES, "9999999"),
         (pr(), GOOD_COMMITS, [{"filename": ".github/workflows/ci.yml"}], ".github/workflows/ci.yml"),
         (pr(), GOOD_COMMITS, [{"filename": "x", "previous_filename": ".github/dependabot.yml"}], ".github/"),

@@ -46,3 +46,11 @@ def imports(folder: str) -> list[tuple[str, str]]:
 def test_layer_imports(folder: str, forbidden: tuple[str, ...]) -> None:
     bad = [(f, m) for f, m in imports(folder) if m.startswith(forbidden)]
     assert bad == []
+
+
+def test_the_event_models_import_nothing_that_does_io() -> None:
+    """`app/events.py` is read by `policy/`, so it must be as pure as policy is."""
+    tree = ast.parse((APP / "events.py").read_text())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert modules <= {"__future__", "typing", "pydantic", "app.errors"}, modules
