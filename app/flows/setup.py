@@ -152,11 +152,11 @@ async def from_import(
     )
     creds = AppCredentials(
         app_id=app_id,
-        slug=str(app.get("slug") or f"app-{app_id}"),
-        html_url=str(app.get("html_url") or ""),
+        slug=app.slug,
+        html_url=app.html_url,
         pem=key,
         webhook_secret=webhook_secret.strip(),
-        client_id=app.get("client_id") or None,
+        client_id=app.client_id,
     )
     if not creds.html_url:
         raise SetupFailed(f"GitHub's GET /app did not give App {app_id}'s page")

@@ -26,6 +26,15 @@ class SetupFailed(Exception):
 
 
 @dataclass(frozen=True)
+class AppInfo:
+    """The App as `GET /app` describes it: what setup writes beside the key it was proven with."""
+
+    slug: str
+    html_url: str  # "" when GitHub gave none: setup refuses that
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
 class AppCredentials:
     """What Autopack needs to run as the App. `repr` hides every secret."""
 
@@ -106,7 +115,7 @@ async def exchange_manifest_code(api_url: str, code: str, *, request_timeout: fl
     )
 
 
-async def fetch_app(api_url: str, app_id: int, pem: str, *, request_timeout: float = 30.0) -> dict[str, Any]:
+async def fetch_app(api_url: str, app_id: int, pem: str, *, request_timeout: float = 30.0) -> AppInfo:
     """The App as GitHub knows it (`slug`, `html_url`, …), authenticated as the App."""
     refused = (
         f"GitHub refused the key for App {app_id} ({{status}}): check the App id and that the private "
@@ -122,4 +131,8 @@ async def fetch_app(api_url: str, app_id: int, pem: str, *, request_timeout: flo
     )
     if data.get("id") != app_id:
         raise SetupFailed(f"GitHub's GET /app did not describe App {app_id}")
-    return data
+    return AppInfo(
+        slug=str(data.get("slug") or f"app-{app_id}"),
+        html_url=str(data.get("html_url") or ""),
+        client_id=str(data.get("client_id") or "") or None,
+    )
