@@ -37,7 +37,7 @@ async def handle(ctx: FlowContext) -> None:
     last, today = await ctx.triage_log.history(repo.full_name, number, author, since=ctx.inbox.clock() - DAY)
     if by_author:  # every run counts against the author's daily limit, re-triages included
         today = len(await ctx.triage_log.times(repo.full_name, author, since=ctx.inbox.clock() - DAY))
-    history = triage.History(last["body_hash"] if last else None, last["body"] if last else None, today)
+    history = triage.History(last.body_hash if last else None, last.body if last else None, today)
     verdict = triage.screen(
         issue,
         action=ctx.action or "",
@@ -82,7 +82,7 @@ async def handle(ctx: FlowContext) -> None:
         number,
         "triage",
         comment,
-        known_id=int(last["comment_id"]) if last and last["comment_id"] else None,
+        known_id=last.comment_id if last else None,
         search=last is not None or ctx.job.attempts > 1,  # a first attempt of a first triage: none yet
     )
     duplicates = list(getattr(analysis, "duplicates", []))

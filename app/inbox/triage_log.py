@@ -10,9 +10,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from app.inbox.db import Database, Tx
+
+
+@dataclass(frozen=True)
+class LastTriage:
+    """An issue's last triage: the body it judged and the comment it wrote."""
+
+    body_hash: str
+    body: str
+    comment_id: int | None
 
 
 class TriageLog:
@@ -22,10 +32,10 @@ class TriageLog:
 
     async def history(
         self, repository: str, issue_number: int, author: str, *, since: float
-    ) -> tuple[dict[str, Any] | None, int]:
+    ) -> tuple[LastTriage | None, int]:
         """The last triage of this issue, and how many issues of `author` were triaged since."""
 
-        def op(tx: Tx) -> tuple[dict[str, Any] | None, int]:
+        def op(tx: Tx) -> tuple[LastTriage | None, int]:
             last = tx.fetchone(
                 "SELECT body_hash, body, comment_id FROM triage_log WHERE repository = ? "
                 "AND issue_number = ? ORDER BY id DESC LIMIT 1",
@@ -36,7 +46,12 @@ class TriageLog:
                 "AND author = ? AND triaged_at >= ?",
                 (repository, author, since),
             )
-            return last, int(count["n"]) if count else 0
+            found = (
+                LastTriage(str(last["body_hash"]), str(last["body"] or ""), last["comment_id"] or None)
+                if last
+                else None
+            )
+            return found, int(count["n"]) if count else 0
 
         return await self.db.run(op)
 
