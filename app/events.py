@@ -207,7 +207,6 @@ class Review(Model):
     state: str  # approved | changes_requested | commented | dismissed (the webhook's case)
     body: str | None = None
     user: User | None = None
-    commit_id: str | None = None
 
 
 class ThreadComment(Model):
@@ -285,7 +284,6 @@ class PushCommit(Model):
     message: str = ""
     added: tuple[str, ...] = ()
     modified: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
 
 
 class Account(Model):
