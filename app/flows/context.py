@@ -79,6 +79,14 @@ class FlowContext:
         filled = args.model_copy(update={k: v for k, v in where.items() if getattr(args, k) is None})
         return await jobs.queue(self.inbox, flow, filled, key, run_at=run_at)
 
+    async def know_default_branch(self) -> None:
+        """A scheduled job queued without its repository's default branch (the scheduler does not
+        know it; a job stored by an older release may lack it) asks GitHub once, before anything
+        reads the policy, so `.github/autopack.yml` is read from that branch and not from `main`."""
+        if self.args is not None and self.args.default_branch is None:
+            branch = await (await self.repo()).default_branch()
+            self.args = self.args.model_copy(update={"default_branch": branch})
+
     async def repo(self) -> RepoClient:
         """The repository client, with a token narrowed to this repository (DESIGN §5.9); in
         shadow mode its writes are kept, not sent."""

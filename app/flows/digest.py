@@ -74,11 +74,8 @@ async def schedule_all(inbox: Inbox) -> int:
 
 
 async def handle(ctx: FlowContext) -> None:
-    args = ctx.args_as(DigestArgs)
-    forced = args.forced
+    forced = ctx.args_as(DigestArgs).forced
     repo = await ctx.repo()
-    if args.default_branch is None:  # the scheduler does not know it: the policy is read from it
-        ctx.args = args.model_copy(update={"default_branch": await repo.default_branch()})
     now = ctx.inbox.clock()
     rules = (await ctx.policy()).policy
     if not forced:

@@ -93,6 +93,8 @@ class Dispatcher:
         )
         try:
             await self._within_budget(flow, action, installation_id)
+            if flow.needs_repository and self.github is not None:
+                await ctx.know_default_branch()
             if flow.section is not None and await self._mode(ctx, flow.section) == "off":
                 ctx.log.info("flow off by policy", flow=flow.name, section=flow.section)
                 return

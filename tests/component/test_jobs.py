@@ -4,7 +4,10 @@ that do not fit into a permanent failure; `FlowContext.enqueue` fills in where t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import respx
 import structlog
 
 from app.errors import PermanentError
@@ -25,6 +28,8 @@ from app.flows.registry import default_registry
 from app.inbox.models import Job
 from app.inbox.store import Inbox
 from app.settings import Settings
+from tests.component.harness import Harness
+from tests.fake_github import FakeGitHub
 from tests.support import comment_payload
 
 REPO = "octo-org/widgets"
@@ -228,3 +233,32 @@ async def test_a_flow_given_an_event_it_does_not_handle_fails_permanently() -> N
     with pytest.raises(PermanentError, match="does not run on a scheduled job"):
         context(inbox, event=None).event_as(IssueCommentEvent)
     inbox.close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub()
+    with respx.mock(assert_all_called=False) as router:
+        fake.install(router)
+        yield fake
+
+
+async def test_a_job_stored_without_its_default_branch_reads_the_policy_from_it(
+    harness: Harness, github: FakeGitHub
+) -> None:
+    """A job queued by the previous release carried no default branch, and `ctx.default_branch`
+    fell back to `main`: the dispatcher asks GitHub before the flow's mode is read from the policy.
+    Positive control: a job that names its branch asks nothing."""
+    github.default_branch = "develop"
+    stored = {"installation_id": 4242, "repository": "octo-org/widgets", "issue": 7}
+    await harness.inbox.enqueue("gate_check", "octo-org/widgets#7", args=stored, dedupe_key="old")
+    await harness.run_all()
+    heads = [line for line in github.log if "/commits/" in line]
+    assert "GET /repos/octo-org/widgets/commits/develop" in heads
+    assert "GET /repos/octo-org/widgets/commits/main" not in heads
+    github.log.clear()
+    named = {**stored, "default_branch": "release"}
+    await harness.inbox.enqueue("gate_check", "octo-org/widgets#7", args=named, dedupe_key="new")
+    await harness.run_all()
+    assert "GET /repos/octo-org/widgets" not in github.log
+    assert "GET /repos/octo-org/widgets/commits/release" in github.log
