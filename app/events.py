@@ -100,6 +100,11 @@ class Issue(Model):
         return frozenset(label.name for label in self.labels)
 
 
+def issues_in(listing: list[Any]) -> list[Issue]:
+    """The issues of a REST issues listing, without the pull requests GitHub lists among them."""
+    return [issue for issue in map(Issue.model_validate, listing) if not issue.is_pull]
+
+
 class Comment(Model):
     """An issue comment, or a review comment (which also says what it replies to)."""
 

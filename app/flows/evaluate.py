@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.events import Comment, Event, Issue, Repository
+from app.events import Comment, Event, Issue, Repository, issues_in
 from app.flows import audit as audit_flow
 from app.flows import triage as triage_flow
 from app.flows.context import FlowContext
@@ -83,7 +83,7 @@ class Evaluation:
         installation = await self.github.client.arequest("GET", f"/repos/{owner}/{name}/installation")
         installation_id = int(installation.json()["id"])
         client = self.github.installation(installation_id, self.repository)
-        info = (await client.arequest("GET", f"/repos/{self.repository}")).json()
+        info = Repository.model_validate((await client.arequest("GET", f"/repos/{self.repository}")).json())
         now = time.time()
         job = Job(
             0,
@@ -108,11 +108,7 @@ class Evaluation:
             job=job,
             event_name="eval",
             action=None,
-            event=Event(
-                repository=Repository(
-                    full_name=self.repository, default_branch=str(info.get("default_branch") or "main")
-                )
-            ),
+            event=Event(repository=info),
             delivery_id=None,
             installation_id=installation_id,
             repository=self.repository,
@@ -216,9 +212,8 @@ class Evaluation:
         since = self._iso()
         kept = [
             i
-            for i in map(Issue.model_validate, listed)
-            if not i.is_pull
-            and (i.created_at or "") >= since
+            for i in issues_in(listed)
+            if (i.created_at or "") >= since
             and (i.user is None or i.user.type != "Bot")
             and "autopack:digest" not in evaluation.label_names(i)
         ]

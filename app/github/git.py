@@ -13,7 +13,7 @@ from typing import Any
 
 from githubkit.exception import RequestFailed
 
-from app.events import Annotation, CheckRun, Comment, CommitStatus, Issue, PullRequest
+from app.events import Annotation, CheckRun, Comment, CommitStatus, Issue, PullRequest, issues_in
 from app.github.repo import RepoClient
 from app.policy.diff import FileDiff, from_api
 
@@ -328,8 +328,8 @@ async def feedback_issues(repo: RepoClient, label: str, *, limit: int = 500) -> 
             f"/repos/{repo.full_name}/issues",
             params={"labels": label, "state": "open", "per_page": 100, "page": page},
         )
-        batch = [Issue.model_validate(i) for i in response.json()]
-        issues += [i for i in batch if not i.is_pull]
+        batch = response.json()
+        issues += issues_in(batch)
         if len(batch) < 100:
             break
         page += 1
@@ -342,8 +342,7 @@ async def issues_with_label(repo: RepoClient, label: str, state: str = "all") ->
         f"/repos/{repo.full_name}/issues",
         params={"labels": label, "state": state, "per_page": 100, "sort": "created", "direction": "desc"},
     )
-    issues = [Issue.model_validate(i) for i in response.json()]
-    return [i for i in issues if not i.is_pull]
+    return issues_in(response.json())
 
 
 async def create_issue(repo: RepoClient, *, title: str, body: str, labels: list[str]) -> int:

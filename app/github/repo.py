@@ -15,7 +15,7 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from app.events import CheckRun, Comment, Commit, Issue, PullRequest, Repository
+from app.events import CheckRun, Comment, Commit, Issue, PullRequest, Repository, issues_in
 from app.policy import render
 from app.policy.commands import Permission, permission_from_api
 from app.policy.diff import FileDiff, from_api
@@ -395,8 +395,7 @@ class RepoClient:
         response = await self.gh.rest.issues.async_list_for_repo(
             self.owner, self.name, labels=label, state="open", sort="updated", per_page=min(limit, 100)
         )
-        issues = [Issue.model_validate(i) for i in response.json()]
-        return [i for i in issues if not i.is_pull]
+        return issues_in(response.json())
 
     async def top_level_dirs(self, ref: str) -> list[str]:
         """The repository's top-level folders (the default areas of triage)."""

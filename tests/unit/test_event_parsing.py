@@ -35,13 +35,15 @@ def test_ci_events_name_their_commit_and_branches() -> None:
     run = events.parse("check_run", payload("check_run", "completed.payload.json"))
     status = events.parse("status", payload("status"))
     raw = payload("status")
-    for event in (suite, run, status):
-        assert isinstance(event, events.CheckSuiteEvent | events.CheckRunEvent | events.StatusEvent)
-        sha, branches = events.ci_target(event)
-        assert sha
-        assert branches
+    raw_suite = payload("check_suite", "completed.payload.json")["check_suite"]
+    raw_run = payload("check_run", "completed.payload.json")["check_run"]
+    assert isinstance(suite, events.CheckSuiteEvent)
+    assert isinstance(run, events.CheckRunEvent)
     assert isinstance(status, events.StatusEvent)
+    assert events.ci_target(suite) == (raw_suite["head_sha"], (raw_suite["head_branch"],))
+    assert events.ci_target(run) == (raw_run["head_sha"], (raw_run["check_suite"]["head_branch"],))
     assert events.ci_target(status) == (raw["sha"], tuple(b["name"] for b in raw["branches"]))
+    assert events.ci_pulls(suite) == tuple(p["number"] for p in raw_suite["pull_requests"])
     assert events.ci_pulls(status) == ()
 
 
