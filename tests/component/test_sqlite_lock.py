@@ -3,6 +3,7 @@ connection holds is waited for, in fine steps, up to the busy timeout; then a cl
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
@@ -63,3 +64,54 @@ def test_a_lock_held_past_the_busy_timeout_is_a_clear_error_and_the_next_batch_w
     finally:
         db.close()
         other.close()
+
+
+async def test_an_awaited_operation_waits_for_another_process_off_the_event_loop(path: str) -> None:
+    """The lock is released by a callback on the same loop, which could not run while the loop
+    waited; and the waiting `_begin` is never called on the loop's thread."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    db = SqliteDatabase(path, busy_timeout_ms=10_000)
+    waited_in: list[threading.Thread] = []
+    begin = db._begin
+
+    def recording_begin() -> None:
+        waited_in.append(threading.current_thread())
+        begin()
+
+    db._begin = recording_begin  # type: ignore[method-assign]
+    try:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, other.execute, "COMMIT")
+        assert await db.run(_insert) == 1
+        assert waited_in  # it did wait
+        assert threading.current_thread() not in waited_in
+        assert await db.run(lambda tx: tx.fetchall("SELECT COUNT(*) AS n FROM t")) == [{"n": 1}]
+    finally:
+        db.close()
+        other.close()
+
+
+async def test_a_thread_and_the_event_loop_share_the_connection(path: str) -> None:
+    """`run_sync` from another thread while the loop's groups are in flight: every write lands
+    once, and neither side sees the other's half-done transaction."""
+    db = SqliteDatabase(path)
+    try:
+        thread = threading.Thread(target=lambda: [db.run_sync(_insert) for _ in range(50)])
+        thread.start()
+        results = await asyncio.gather(*(db.run(_insert) for _ in range(200)))
+        await asyncio.to_thread(thread.join, 30)
+        assert results == [1] * 200
+        assert await db.run(lambda tx: tx.fetchall("SELECT COUNT(*) AS n FROM t")) == [{"n": 250}]
+    finally:
+        db.close()
+
+
+async def test_a_closed_database_refuses_operations_clearly(path: str) -> None:
+    db = SqliteDatabase(path)
+    assert await db.run(_insert) == 1
+    db.close()
+    with pytest.raises(DatabaseUnavailable, match="closed"):
+        await db.run(_insert)
+    with pytest.raises(DatabaseUnavailable, match="closed"):
+        db.run_sync(_insert)
