@@ -543,15 +543,28 @@ class Inbox:
 
     # ---- housekeeping ----------------------------------------------------------------------
 
+    PRUNE_CHUNK = 500
+
     async def prune_payloads(self, retention_seconds: float) -> int:
-        """Drop payloads and headers of finished deliveries past retention; keep the records."""
+        """Drop payloads and headers of finished deliveries past retention; keep the records.
+        In chunks: one transaction never rewrites a day of deliveries while the receiver waits."""
         now = self.clock()
-        return await self.db.run(
-            lambda tx: tx.execute(
+
+        def chunk(tx: Tx) -> int:
+            return tx.execute(
                 """UPDATE deliveries SET payload = NULL, headers = NULL, body_sha256 = NULL, pruned_at = ?
-                   WHERE received_at < ? AND pruned_at IS NULL AND NOT EXISTS (
-                     SELECT 1 FROM jobs j WHERE j.delivery_id = deliveries.id
-                     AND j.status IN ('queued', 'running'))""",
-                (now, now - retention_seconds),
+                   WHERE id IN (
+                     SELECT d.id FROM deliveries d
+                     WHERE d.received_at < ? AND d.pruned_at IS NULL AND NOT EXISTS (
+                       SELECT 1 FROM jobs j WHERE j.delivery_id = d.id
+                       AND j.status IN ('queued', 'running'))
+                     LIMIT ?)""",
+                (now, now - retention_seconds, self.PRUNE_CHUNK),
             )
-        )
+
+        total = 0
+        while (pruned := await self.db.run(chunk)) > 0:
+            total += pruned
+            if pruned < self.PRUNE_CHUNK:
+                break
+        return total

@@ -212,6 +212,19 @@ async def test_prune_keeps_records_and_unfinished_payloads(inbox: Inbox) -> None
     assert (pruned.payload, pruned.headers, pruned.pruned_at) == (None, None, clock(inbox).now)
 
 
+async def test_prune_goes_through_every_chunk(inbox: Inbox) -> None:
+    inbox.PRUNE_CHUNK = 2  # type: ignore[misc]
+    old = clock(inbox).now
+    for n in range(1, 6):
+        await inbox.record_delivery(delivery(n, now=old), [], max_attempts=3)
+    await inbox.record_delivery(delivery(6, now=old), ["f"], max_attempts=3)  # still queued
+    clock(inbox).now += 15 * 86400
+    assert await inbox.prune_payloads(14 * 86400) == 5
+    assert await inbox.prune_payloads(14 * 86400) == 0
+    payloads = {n: (await inbox.get_delivery(f"d-{n}")).payload for n in range(1, 7)}  # type: ignore[union-attr]
+    assert payloads == {1: None, 2: None, 3: None, 4: None, 5: None, 6: b"{}"}
+
+
 async def test_stats(inbox: Inbox) -> None:
     await inbox.record_delivery(delivery(1, "o/r#1"), ["f"], max_attempts=3)
     await inbox.record_delivery(delivery(2, "o/r#2"), ["f"], max_attempts=3)
