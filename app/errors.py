@@ -26,7 +26,8 @@
         ├── ProviderError          app.llm.providers       the next model of the chain is tried
         ├── ManifestError          app.policy.app_manifest the setup page shows it
         ├── SetupFailed            app.github.app_setup    the setup page shows it
-        └── _TooLarge              app.web.receiver        the receiver answers 413
+        ├── _TooLarge              app.web.receiver        the receiver answers 413
+        └── _Disconnected          app.web.receiver        the sender left: nothing stored, no answer
 
 GitHub's own exceptions (githubkit) are mapped in one place, `app.github.errors.classify`: a rate
 limit becomes a Reschedule at its reset, 400/404/410/422 a PermanentError, and the rest (5xx,
@@ -84,6 +85,7 @@ GROUPS: dict[str, frozenset[str]] = {
             "app.policy.app_manifest.ManifestError",
             "app.github.app_setup.SetupFailed",
             "app.web.receiver._TooLarge",
+            "app.web.receiver._Disconnected",
         }
     ),
 }

@@ -1,7 +1,8 @@
-"""The starlette application: webhook receiver, health, readiness, metrics and `/`.
+"""The web application: webhook receiver, health, readiness, metrics and `/`.
 
 `create_app` only wires routes to a `Service` (see `app.service`), whose lifespan opens the
-database and starts the in-process workers.
+database and starts the in-process workers. A POST to the webhook path goes straight to the
+receiver (`app.web.receiver`, a plain ASGI app); every other request is starlette's.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import metrics
 from app.service import Service
@@ -28,7 +30,7 @@ from app.web.status import StatusRoutes
 
 def create_app(
     service: Service, *, receive_webhooks: bool = True, setup_directory: Path | None = None
-) -> Starlette:
+) -> ASGIApp:
     """`setup_directory` is where the setup page writes `.env` and the key (default: the working
     directory, where the settings are read from)."""
 
@@ -73,8 +75,8 @@ def create_app(
     # The receiver is rebuilt once if the setup page configures the App in this process.
     current = {"receiver": make_receiver()}
 
-    async def webhook(request: Request) -> Response:
-        return await current["receiver"].handle(request)
+    async def webhook(scope: Scope, receive: Receive, send: Send) -> None:
+        await current["receiver"](scope, receive, send)
 
     setup = SetupRoutes(
         service,
@@ -98,7 +100,6 @@ def create_app(
     if receive_webhooks:
         # Setup belongs to the process that takes webhooks: it is the one the App points at.
         routes.extend(setup.routes())
-        routes.append(Route(service.settings.webhook_path, webhook, methods=["POST"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -108,4 +109,17 @@ def create_app(
         finally:
             await service.stop()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    web = Starlette(routes=routes, lifespan=lifespan)
+    if not receive_webhooks:
+        return web
+    path = service.settings.webhook_path
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != path:
+            await web(scope, receive, send)
+        elif scope["method"] == "POST":
+            await webhook(scope, receive, send)
+        else:
+            await PlainTextResponse("Method Not Allowed", 405, {"Allow": "POST"})(scope, receive, send)
+
+    return app

@@ -324,3 +324,51 @@ def test_any_malformed_signature_header_is_a_401(client: TestClient, service: Se
     )
     assert response.status_code == 401
     assert stored(service) == []
+
+
+def test_other_methods_on_the_webhook_path_are_405_and_store_nothing(
+    client: TestClient, service: Service
+) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        response = client.request(method, PATH)
+        assert response.status_code == 405
+        assert response.headers["allow"] == "POST"
+    assert client.get("/no-such-page").status_code == 404
+    assert stored(service) == []
+
+
+async def test_a_sender_gone_before_its_body_arrives_gets_no_answer_and_nothing_is_stored(
+    service: Service,
+) -> None:
+    """Straight through the ASGI interface, as uvicorn calls it: the body never comes."""
+    from app.web.receiver import WebhookReceiver
+
+    assert service.inbox is not None
+    await service.inbox.prepare()
+    body = json.dumps(comment_payload("/autopack help")).encode()
+    receiver = WebhookReceiver(
+        service.inbox, service.registry, secret=SECRET, max_body_bytes=64 * 1024, max_attempts=3
+    )
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "headers": [
+            (k.lower().encode(), v.encode()) for k, v in headers("issue_comment", body, "d-9").items()
+        ],
+    }
+    messages = iter(
+        [{"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await receiver(scope, receive, send)
+    assert sent == []
+    assert await service.inbox.db.run(lambda tx: tx.fetchall("SELECT id FROM deliveries")) == []
+    service.inbox.close()
