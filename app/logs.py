@@ -131,7 +131,9 @@ def configure(level: str = "info", fmt: str = "json", secrets: Iterable[str] = (
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+    # One line per HTTP request to GitHub or a model is noise (each job logs what it did); httpx2
+    # (app/__init__.py) logs under its own names.
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []

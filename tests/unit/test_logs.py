@@ -56,3 +56,13 @@ def test_configured_secrets_and_token_shapes_are_redacted(captured: pytest.Captu
     assert "plain" not in text
     assert text.count(logs.REDACTED) >= 8
     assert '"Accept": "json"' in text
+
+
+def test_per_request_http_client_lines_stay_out_of_the_log(captured: pytest.CaptureFixture[str]) -> None:
+    """githubkit and the LLM SDKs run on httpx2 (app/__init__.py), which logs every request at
+    INFO under its own name: at level info those lines are dropped, warnings still show."""
+    logs.configure("info", "json", [])
+    for name in ("httpx2", "httpcore2.http11", "httpx", "httpcore.connection"):
+        logging.getLogger(name).info("HTTP Request: GET https://api.github.com/repos/o/r 200")
+    logging.getLogger("httpx2").warning("retrying")
+    assert [line["event"] for line in lines(captured)] == ["retrying"]
