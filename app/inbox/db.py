@@ -142,7 +142,7 @@ class SqliteDatabase:
     loop are collected while the previous group commits, then run together on that loop inside one
     `BEGIN IMMEDIATE`; only the `COMMIT`, where SQLite writes and fsyncs the WAL, runs in a thread.
     So the loop never waits on the disk, and no statement pays a thread hop or a GIL hand-off (a
-    writer thread running every statement cost the receiver about a third of its CPU in them).
+    writer thread running every statement cost the receiver about a fifth of its CPU in them).
     `run_sync` (the CLI, threads without a loop) and a group that finds another process holding
     the write lock run a whole group in a thread instead, waiting for the lock in fine steps.
     """
@@ -228,6 +228,8 @@ class SqliteDatabase:
         _settle(results)
         if self._waiting.get(loop):
             self._start_group(loop)
+        else:
+            self._waiting.pop(loop, None)  # a finished loop (each test has one) is not kept
 
     def _commit(self, group: list[_Request], results: list[_Result]) -> list[_Result]:
         """In the committer thread: make the group durable, then free the connection."""
