@@ -234,14 +234,19 @@ class SqliteDatabase:
     def _commit(self, group: list[_Request], results: list[_Result]) -> list[_Result]:
         """In the committer thread: make the group durable, then free the connection."""
         try:
+            return self._finish(group, results)
+        finally:
+            self._lock.release()
+
+    def _finish(self, group: list[_Request], results: list[_Result]) -> list[_Result]:
+        """COMMIT; if that fails, nothing of the group happened and every operation says so."""
+        try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             error = DatabaseUnavailable(f"SQLite commit failed: {exc}")
-            results = [(w, False, error) for _, w in group]
-        finally:
-            self._lock.release()
+            return [(w, False, error) for _, w in group]
         return results
 
     # -- shared by both paths ----------------------------------------------------------------
@@ -272,15 +277,7 @@ class SqliteDatabase:
                 self._begin()
             except sqlite3.Error as exc:
                 return [(w, False, DatabaseUnavailable(f"SQLite: {exc}")) for _, w in group]
-            results = self._run_group(group)
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-                error = DatabaseUnavailable(f"SQLite commit failed: {exc}")
-                return [(w, False, error) for _, w in group]
-            return results
+            return self._finish(group, self._run_group(group))
 
     def _begin(self) -> None:
         """Take the write lock, waiting while another process holds it. SQLite's own busy handler
