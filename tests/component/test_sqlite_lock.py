@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,44 @@ async def test_a_closed_database_refuses_operations_clearly(path: str) -> None:
         await db.run(_insert)
     with pytest.raises(DatabaseUnavailable, match="closed"):
         db.run_sync(_insert)
+
+
+def test_two_event_loops_in_two_threads_share_one_database(path: str) -> None:
+    """The web app's loop (a TestClient's portal, say) and another: whichever holds the
+    connection, the other's group waits for it in a thread and every write lands once."""
+    db = SqliteDatabase(path)
+    results: list[list[int]] = []
+
+    async def many() -> list[int]:
+        return list(await asyncio.gather(*(db.run(_insert) for _ in range(100))))
+
+    try:
+        threads = [threading.Thread(target=lambda: results.append(asyncio.run(many()))) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert results == [[1] * 100, [1] * 100]
+        assert db.run_sync(lambda tx: tx.fetchall("SELECT COUNT(*) AS n FROM t")) == [{"n": 200}]
+    finally:
+        db.close()
+
+
+async def test_a_burst_runs_in_groups_of_at_most_max_group(path: str) -> None:
+    """However many operations wait, the loop runs at most MAX_GROUP of them before it lets
+    other work in; the rest follow in the next groups, none lost."""
+    db = SqliteDatabase(path)
+    db.MAX_GROUP = 4  # type: ignore[misc]
+    sizes: list[int] = []
+    run_group = db._run_group
+
+    def counting(group: list[Any]) -> Any:
+        sizes.append(len(group))
+        return run_group(group)
+
+    db._run_group = counting  # type: ignore[method-assign]
+    try:
+        assert await asyncio.gather(*(db.run(_insert) for _ in range(10))) == [1] * 10
+        assert sizes == [4, 4, 2]
+    finally:
+        db.close()
