@@ -143,7 +143,7 @@ class PullRequest(Model):
     node_id: str | None = None
     title: str = ""
     body: str | None = None
-    state: str = "open"
+    state: str  # open | closed: no default, so a missing state never reads as open
     draft: bool = False
     merged: bool | None = None
     merge_commit_sha: str | None = None

@@ -28,6 +28,7 @@ REPO = {"full_name": "o/r"}
 def pr(**changes: Any) -> dict[str, Any]:
     base = {
         "number": 7,
+        "state": "open",
         "user": {"login": "dependabot[bot]", "type": "Bot"},
         "head": {"ref": "dependabot/npm_and_yarn/lodash-4.17.21", "sha": "a" * 40, "repo": REPO},
         "base": {"ref": "main", "sha": "0" * 40, "repo": REPO},

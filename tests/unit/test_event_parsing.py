@@ -60,6 +60,16 @@ def test_an_unknown_event_and_a_payload_without_what_autopack_reads_are_permanen
         events.parse("issue_comment", wrong_type)
 
 
+def test_a_pull_request_without_its_state_is_refused_not_read_as_open() -> None:
+    """Dependabot's merge and the audit act only on open pull requests: a missing state must not
+    default to one."""
+    opened = payload("pull_request", "opened.payload.json")
+    assert events.parse("pull_request", opened).pull_request.state == "open"  # type: ignore[attr-defined]
+    del opened["pull_request"]["state"]
+    with pytest.raises(PermanentError, match=r"first at pull_request\.state"):
+        events.parse("pull_request", opened)
+
+
 def test_fields_autopack_does_not_read_are_ignored_and_the_model_is_frozen() -> None:
     data = comment_payload("/autopack help")
     data["comment"]["reactions"] = "a shape GitHub may change"
