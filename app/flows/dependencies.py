@@ -33,7 +33,7 @@ from app.llm.prompt import Section
 from app.metrics import DEPENDABOT
 from app.policy import dependabot as policy
 from app.policy.diff import FileDiff, fit
-from app.policy.gate import ci_state, latest_reviews
+from app.policy.gate import Review, ci_state, latest_reviews
 from app.policy.labels import LabelSpec
 from app.policy.proposal import checks_from
 from app.policy.repo_policy import RepoPolicy
@@ -221,8 +221,7 @@ async def _withdraw(ctx: FlowContext, repo: RepoClient, pr: PullRequest, reason:
     if enabled_by is not None and enabled_by.login.lower() == bot.lower() and pr.node_id:
         await git.disable_auto_merge(repo, pr.node_id)
         withdrew = True
-    mine = tuple(r for r in await repo.reviews(number) if r.reviewer.lower() == bot.lower())
-    current = latest_reviews(mine).get(bot.lower())
+    current = await _own_position(repo, number)
     if current is not None and current.state.upper() == "APPROVED":
         await git.dismiss_review(repo, number, current.order, f"Autopack: {reason}.")
         withdrew = True
@@ -232,11 +231,15 @@ async def _withdraw(ctx: FlowContext, repo: RepoClient, pr: PullRequest, reason:
     return withdrew
 
 
+async def _own_position(repo: RepoClient, number: int) -> Review | None:
+    """Autopack's latest approval, change request or dismissal on the pull request."""
+    bot = await repo.bot_login()
+    return latest_reviews(tuple(await repo.reviews(number))).get(bot.lower())
+
+
 async def _approve(repo: RepoClient, number: int, head: str) -> None:
     """Approve the head once (this is Dependabot's code, never Autopack's own)."""
-    bot = await repo.bot_login()
-    latest = latest_reviews(tuple(r for r in await repo.reviews(number) if r.reviewer == bot))
-    current = latest.get(bot.lower())
+    current = await _own_position(repo, number)
     if current is not None and current.state.upper() == "APPROVED" and current.commit_id == head:
         return
     await git.approve(
