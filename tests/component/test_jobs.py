@@ -4,10 +4,7 @@ that do not fit into a permanent failure; `FlowContext.enqueue` fills in where t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import respx
 import structlog
 
 from app.errors import PermanentError
@@ -235,30 +232,22 @@ async def test_a_flow_given_an_event_it_does_not_handle_fails_permanently() -> N
     inbox.close()
 
 
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub()
-    with respx.mock(assert_all_called=False) as router:
-        fake.install(router)
-        yield fake
-
-
 async def test_a_job_stored_without_its_default_branch_reads_the_policy_from_it(
-    harness: Harness, github: FakeGitHub
+    harness: Harness, fake_github: FakeGitHub
 ) -> None:
     """A job queued by the previous release carried no default branch, and `ctx.default_branch`
     fell back to `main`: the dispatcher asks GitHub before the flow's mode is read from the policy.
     Positive control: a job that names its branch asks nothing."""
-    github.default_branch = "develop"
+    fake_github.default_branch = "develop"
     stored = {"installation_id": 4242, "repository": "octo-org/widgets", "issue": 7}
     await harness.inbox.enqueue("gate_check", "octo-org/widgets#7", args=stored, dedupe_key="old")
     await harness.run_all()
-    heads = [line for line in github.log if "/commits/" in line]
+    heads = [line for line in fake_github.log if "/commits/" in line]
     assert "GET /repos/octo-org/widgets/commits/develop" in heads
     assert "GET /repos/octo-org/widgets/commits/main" not in heads
-    github.log.clear()
+    fake_github.log.clear()
     named = {**stored, "default_branch": "release"}
     await harness.inbox.enqueue("gate_check", "octo-org/widgets#7", args=named, dedupe_key="new")
     await harness.run_all()
-    assert "GET /repos/octo-org/widgets" not in github.log
-    assert "GET /repos/octo-org/widgets/commits/release" in github.log
+    assert "GET /repos/octo-org/widgets" not in fake_github.log
+    assert "GET /repos/octo-org/widgets/commits/release" in fake_github.log
